@@ -1,0 +1,104 @@
+"""A decoder (GPT-2, BLOOM) answers in words after its prompt.
+
+Training: cross-entropy on the answer's ids only (the prompt and padding carry no loss).
+Classification: each label word is scored by the sum of its ids' log-probabilities given the
+prompt (the word's exact log-likelihood); the best-scoring class is the prediction.
+Generation: greedy decoding from the prompt.
+
+Sequences are right-padded for the loss and for scoring, so every real token keeps the
+position it would have alone (GPT-2's learned positions, BLOOM's ALiBi from the mask); they are
+left-padded only for ``generate``, which derives positions from the attention mask itself.
+The LM head runs on the answer's positions alone, never on the whole (batch x length x vocab).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from petscale.answers.base import Batch, Features
+from petscale.answers.words import IGNORE, WordAnswerer, mask, pad
+
+
+class CausalAnswerer(WordAnswerer):
+    name = "causal"
+    source_suffix = False
+    answer_space = " "  # "Output: " + word: the word reads as " positive", as in running text
+    words_end = False
+
+    def collate(self, features: list[Features]) -> Batch:
+        prompts = [f["input_ids"] for f in features]
+        sequences = [f["input_ids"] + f["target_ids"] for f in features]
+        labels = [[IGNORE] * len(f["input_ids"]) + f["target_ids"] for f in features]
+        return {
+            "input_ids": pad(sequences, self.pad_id),
+            "attention_mask": mask(sequences),
+            "labels": pad(labels, IGNORE),
+            "prompt_ids": pad(prompts, self.pad_id),
+            "prompt_mask": mask(prompts),
+        }
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        inputs = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        logp, _ = answer_logprobs(model, *inputs)
+        return -logp.mean()  # the mean over the batch's answer tokens, as transformers' loss
+
+    def predict(self, model: nn.Module, batch: Batch) -> list[Any]:
+        if self.classify:
+            return self.scores(model, batch).argmax(-1).tolist()
+        prompts, prompt_mask = left_align(batch["prompt_ids"], batch["prompt_mask"])
+        generated = model.generate(
+            input_ids=prompts, attention_mask=prompt_mask, **self.generation_options()
+        )
+        return self.from_generated(generated[:, prompts.shape[1] :])
+
+    def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Batch x classes: the log-likelihood of each label word after each prompt."""
+        prompts, prompt_mask = batch["prompt_ids"], batch["prompt_mask"]
+        size, lengths = prompts.shape[0], prompt_mask.sum(-1, keepdim=True)
+        columns = []
+        for word in self.word_ids:  # one forward pass per class, bounded by the batch size
+            ids = torch.tensor(word, device=prompts.device).expand(size, -1)
+            where = lengths + torch.arange(len(word), device=prompts.device)
+            tail = prompts.new_full((size, len(word)), self.pad_id)
+            sequences = torch.cat([prompts, tail], -1).scatter(1, where, ids)
+            attention = torch.cat([prompt_mask, torch.zeros_like(tail)], -1).scatter(1, where, 1)
+            labels = torch.full_like(sequences, IGNORE).scatter(1, where, ids)
+            logp, rows = answer_logprobs(model, sequences, attention, labels)
+            columns.append(logp.new_zeros(size).index_add(0, rows, logp))
+        return torch.stack(columns, -1)
+
+
+def answer_logprobs(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the labelled tokens given what precedes them, and their rows."""
+    targets = labels[:, 1:]
+    chosen = targets != IGNORE
+    backbone = model.base_model
+    if backbone is model:  # no separate LM head to apply: take the model's logits
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits = logits[:, -input_ids.shape[1] :][:, :-1][chosen]
+    else:
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
+        # a method that prepends soft tokens lengthens the sequence: ours are the last ones
+        hidden = hidden[:, -input_ids.shape[1] :][:, :-1][chosen]
+        logits = _softcap(model, model.get_output_embeddings()(hidden))
+    logp = logits.float().log_softmax(-1).gather(-1, targets[chosen][:, None]).squeeze(-1)
+    return logp, chosen.nonzero()[:, 0]
+
+
+def _softcap(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
+    """Gemma-style final logit soft-capping, which the causal-LM wrapper applies after its head."""
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def left_align(ids: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded rows -> left-padded rows (what ``generate`` expects of a decoder)."""
+    width = ids.shape[1]
+    shift = width - attention.sum(-1, keepdim=True)
+    index = (torch.arange(width, device=ids.device) - shift) % width
+    return ids.gather(1, index), attention.gather(1, index)

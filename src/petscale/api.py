@@ -1,0 +1,101 @@
+"""The Python API; it mirrors the command line.
+
+import petscale
+result = petscale.tune(model="minilm-l6", task="rotten_tomatoes", method="lora", rank=4)
+model, tokenizer = petscale.load("runs/lora")
+petscale.count(model="t5-v1_1-xxl", method="lora")["trainable_params"]
+delta = petscale.attach(my_model, "lora", rank=8)   # your own model and loop
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from petscale.budget import attach_method, count_method, head_count, resolve_config
+from petscale.heads import head_parameters
+from petscale.methods.base import Delta, read_saved
+from petscale.tasks import get_task
+from petscale.trial import DEFAULTS, HEAD_PREFIX, run_trial
+from petscale.zoo.loader import load_model, meta_model
+from petscale.zoo.structure import structure_of
+
+_TRIAL_KEYS = set(DEFAULTS) - {"model", "task", "method", "options", "task_options"}
+_TASK_KEYS = {"data_dir", "text_field", "text_pair_field", "label_field", "encoding"}
+
+
+def tune(
+    model: str = DEFAULTS["model"],
+    task: str = DEFAULTS["task"],
+    method: str = DEFAULTS["method"],
+    out: str | Path | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """Tune ``model`` on ``task`` with ``method``; returns the same fields as ``tune --json``.
+
+    ``options`` mixes training settings (steps, batch_size, lr, max_length, eval_every, seed,
+    head), task options (data_dir, text_field, text_pair_field, label_field, encoding) and
+    method options (rank, alpha, budget, ...).
+    """
+    trial = {k: v for k, v in options.items() if k in _TRIAL_KEYS}
+    task_options = {k: v for k, v in options.items() if k in _TASK_KEYS}
+    method_options = {k: v for k, v in options.items() if k not in _TRIAL_KEYS | _TASK_KEYS}
+    config = {
+        "model": model,
+        "task": task,
+        "task_options": task_options,
+        "method": method,
+        "options": method_options,
+        **trial,
+    }
+    return run_trial(config, progress=progress, out=out)
+
+
+def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    """The base model with the delta saved in ``folder`` attached, in eval mode."""
+    folder = Path(folder)
+    meta, tensors = read_saved(folder)
+    trial = json.loads((folder / "trial.json").read_text())
+    spec = get_task(trial["task"], **trial.get("task_options", {})).spec
+    loaded = load_model(trial["model"], spec.kind, max(spec.num_labels, 1))
+    model = loaded.model
+    structure = structure_of(model)
+    delta = attach_method(model, meta["method"], meta["options"], structure)
+    delta.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)})
+    head = head_parameters(model, structure)
+    for name, p in head.items():
+        saved = tensors.get(f"{HEAD_PREFIX}{name}")
+        if saved is not None:
+            p.data.copy_(saved)
+    model.eval()
+    return model, loaded.tokenizer
+
+
+def count(
+    model: str = DEFAULTS["model"],
+    method: str = DEFAULTS["method"],
+    num_labels: int = 2,
+    **options: Any,
+) -> dict[str, Any]:
+    """Exact counts without loading weights: the method's own, the head's, the model's total."""
+    network = meta_model(model, "classification", num_labels)
+    structure = structure_of(network)
+    config = resolve_config(network, method, options)
+    return {
+        "model": model,
+        "method": method,
+        "options": config.to_dict(),
+        "trainable_params": count_method(network, method, config),
+        "head_params": head_count(network, structure),
+        "total_params": sum(p.numel() for p in network.parameters()),
+    }
+
+
+def attach(model: nn.Module, method: str, **options: Any) -> Delta:
+    """Attach ``method`` to a model you loaded yourself; returns its Delta."""
+    return attach_method(model, method, options)

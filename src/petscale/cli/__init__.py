@@ -1,0 +1,59 @@
+"""The ``petscale`` command line: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from petscale.cli import models as models_cli
+from petscale.cli import study as study_cli
+from petscale.cli import tasks as tasks_cli
+from petscale.cli import tune as tune_cli
+from petscale.errors import UserError
+
+app = typer.Typer(
+    name="petscale",
+    help="Parameter-efficient tuning at any model scale: exact budgets, APET, the scaling study.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("tune")(tune_cli.tune)
+app.command("count")(tune_cli.count)
+app.command("demo")(tune_cli.demo)
+app.command("models")(models_cli.models)
+app.command("tasks")(tasks_cli.tasks_command)
+app.add_typer(study_cli.app, name="study", help="Run a study grid; its status; export results.")
+
+
+def main() -> None:
+    """Entry point: bad input ends as one line on stderr and exit status 2, never a traceback."""
+    _quiet_libraries()
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(standalone_mode=False, prog_name="petscale")
+    except UserError as err:
+        _fail(str(err))
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as err:  # usage errors: bad option, bad value, missing file
+        ctx = getattr(err, "ctx", None)
+        hint = f" (see: {ctx.command_path} --help)" if ctx else ""
+        _fail(err.format_message().replace("\n", " ") + hint)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _quiet_libraries() -> None:
+    """transformers' load-time chatter (fresh heads, pad hints) says nothing petscale doesn't."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

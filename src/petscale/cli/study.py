@@ -1,0 +1,182 @@
+"""`petscale study run | status | export`: run a study spec, watch it, get its table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from petscale.errors import UserError
+from petscale.study.export import export as export_table
+from petscale.study.runners import Events, run_study
+from petscale.study.spec import expand, load_spec
+from petscale.study.store import Store
+from petscale.study.worker import DEFAULT_TRIAL, Outcome
+
+app = typer.Typer(
+    help="Run a grid of trials from a YAML spec into a SQLite store; rerun to resume.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="The study spec (YAML); see docs/STUDY.md."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Study folder. Default: next to the spec, named after it."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Trials at once. Default 1 (Ray cluster: its CPUs)."
+    ),
+    backend: str = typer.Option("local", "--backend", help="local | ray"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun failed trials."),
+    cpus_per_trial: float | None = typer.Option(
+        None, "--cpus-per-trial", help="CPU threads per trial. Default: cores // workers."
+    ),
+    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs per trial (Ray)."),
+    trial: str = typer.Option(
+        DEFAULT_TRIAL, "--trial", help="The trial function, as 'package.module:function'."
+    ),
+) -> None:
+    """Run every trial of SPEC not yet done; a rerun resumes where the last one stopped."""
+    with _user_errors():
+        configs = expand(load_spec(spec))
+        folder = out or _default_folder(spec)
+        with _ProgressEvents(len(configs)) as events:
+            counts = run_study(
+                folder,
+                configs,
+                trial=trial,
+                backend=backend,
+                workers=workers,
+                address=address,
+                cpus_per_trial=cpus_per_trial,
+                gpus_per_trial=gpus_per_trial,
+                retry_failed=retry_failed,
+                events=events,
+            )
+    typer.echo(
+        f"{counts['done']}/{len(configs)} done, {counts['failed']} failed, "
+        f"{counts['running']} running elsewhere, {counts['pending']} pending; store: {folder}"
+    )
+    if counts["failed"]:
+        typer.echo(f"rerun failed trials: petscale study run {spec} --retry-failed", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    folder: Path = typer.Argument(..., help="The study folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Trials done / running / failed / pending, time spent and an estimate of the time left."""
+    with _user_errors(), Store.existing(folder) as store:
+        summary = store.summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(
+        f"done {summary['done']}  running {summary['running']}  failed {summary['failed']}  "
+        f"pending {summary['pending']}  (total {summary['total']})"
+    )
+    typer.echo(f"time spent: {_duration(summary['seconds_spent'])} of trial time")
+    if summary["mean_trial_seconds"] is not None:
+        pace = f"{summary['running']} at once" if summary["running"] else "one at a time"
+        typer.echo(
+            f"mean trial: {_duration(summary['mean_trial_seconds'])}; estimated time left: "
+            f"{_duration(summary['estimated_seconds_left'])} ({pace})"
+        )
+
+
+@app.command("export")
+def export_(
+    folder: Path = typer.Argument(..., help="The study folder."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv | parquet"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Default: DIR/trials.<format>."),
+) -> None:
+    """One row per trial: config columns flattened, then the results."""
+    with _user_errors():
+        path = export_table(folder, fmt, out)
+    typer.echo(str(path))
+
+
+class _ProgressEvents(Events):
+    """A rich progress bar: done / failed counts and the trial last started."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self.task = self.progress.add_task("study", total=total)
+        self.done = self.failed = 0
+        self.current = ""
+
+    def __enter__(self) -> _ProgressEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def queued(self, counts: dict[str, int]) -> None:
+        self.done, self.failed = counts["done"], counts["failed"]
+        self._update()
+
+    def started(self, tid: str, config: dict[str, Any]) -> None:
+        self.current = _label(config)
+        self._update()
+
+    def ended(self, tid: str, config: dict[str, Any], outcome: Outcome) -> None:
+        if outcome["ok"]:
+            self.done += 1
+        else:
+            self.failed += 1
+            self.progress.console.print(
+                f"failed {_label(config)}: {outcome['error']}", soft_wrap=True
+            )
+        self._update()
+
+    def _update(self) -> None:
+        self.progress.update(
+            self.task,
+            completed=self.done + self.failed,
+            description=f"done {self.done} failed {self.failed} | {self.current}",
+        )
+
+
+def _label(config: dict[str, Any]) -> str:
+    options = " ".join(f"{k}={v}" for k, v in config["options"].items())
+    return f"{config['model']} {config['task']} {config['method']} {options} seed={config['seed']}"
+
+
+def _default_folder(spec: Path) -> Path:
+    return spec.with_suffix("") if spec.suffix else spec.parent / f"{spec.name}.study"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    # Bad input: one line on stderr and exit status 2, no traceback.
+    try:
+        yield
+    except UserError as e:
+        typer.echo(f"error: {' '.join(str(e).split())}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,130 @@
+"""``petscale tune``, ``petscale count`` and ``petscale demo``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from petscale.cli import options as o
+
+console = Console(stderr=True)
+
+
+@o.with_method_options
+def tune(
+    model: o.Model = "minilm-l6",
+    task: o.Task = "rotten_tomatoes",
+    method: o.Method = "lora",
+    steps: Annotated[
+        int | None, typer.Option(help="Optimisation steps (default: one epoch).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
+    max_length: Annotated[int, typer.Option(help="Truncate inputs to this many tokens.")] = 128,
+    eval_every: Annotated[
+        int, typer.Option(help="Evaluate on dev every N steps (0: at the end).")
+    ] = 0,
+    head: Annotated[
+        str, typer.Option(help="Classification head: trainable, frozen, label-words.")
+    ] = "trainable",
+    seed: Annotated[int, typer.Option(help="Seed for data order, initialisation and masks.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the trained delta, config and metrics here.")
+    ] = None,
+    data_dir: o.DataDir = None,
+    text_field: o.TextField = None,
+    text_pair_field: o.TextPairField = None,
+    label_field: o.LabelField = None,
+    json_output: o.Json = False,
+    method_options: dict[str, Any] | None = None,
+) -> None:
+    """Tune one model on one task with one method, and report dev (and test) scores."""
+    from petscale.api import tune as run
+
+    result = run(
+        model=model,
+        task=task,
+        method=method,
+        out=out,
+        progress=not json_output,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        max_length=max_length,
+        eval_every=eval_every,
+        head=head,
+        seed=seed,
+        data_dir=data_dir,
+        text_field=text_field,
+        text_pair_field=text_pair_field,
+        label_field=label_field,
+        **(method_options or {}),
+    )
+    if json_output:
+        print(json.dumps(result))
+    else:
+        _summary(result, out)
+
+
+@o.with_method_options
+def count(
+    model: o.Model = "minilm-l6",
+    method: o.Method = "lora",
+    num_labels: Annotated[int, typer.Option(help="Classes of the head (encoders).")] = 2,
+    json_output: o.Json = False,
+    method_options: dict[str, Any] | None = None,
+) -> None:
+    """Exact trainable parameters of a method on a model, on the meta device (no weights)."""
+    from petscale.api import count as run
+
+    options = method_options or {}
+    result = run(model=model, method=method, num_labels=num_labels, **options)
+    if json_output:
+        print(json.dumps(result))
+        return
+    share = result["trainable_params"] / result["total_params"]
+    print(f"{result['model']} / {result['method']} {_options(result['options'])}")
+    print(f"  trainable (method): {result['trainable_params']:,} ({share:.4%} of the model)")
+    print(f"  head:               {result['head_params']:,}")
+    print(f"  model total:        {result['total_params']:,}")
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes its result.")] = Path(
+        "runs/demo"
+    ),
+) -> None:
+    """The main job on the offline default: LoRA on MiniLM-L6, Rotten Tomatoes, one epoch."""
+    from petscale.api import tune as run
+
+    console.print("[bold]petscale demo[/]: LoRA (rank 8, q+v) on minilm-l6, rotten_tomatoes")
+    result = run(model="minilm-l6", task="rotten_tomatoes", method="lora", out=out, progress=True)
+    _summary(result, out)
+
+
+def _options(options: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in options.items())
+
+
+def _summary(result: dict[str, Any], out: Path | None) -> None:
+    test = result["test_score"]
+    lines = [
+        f"{result['model']} / {result['task']} / {result['method']} {_options(result['options'])}",
+        f"  trainable: {result['trainable_params']:,} (+ head {result['head_params']:,}) "
+        f"of {result['total_params']:,}",
+        f"  {result['steps']} steps, lr {result['lr']:g}, batch {result['batch_size']}: "
+        f"{result['seconds']:.1f} s ({result['step_seconds']:.3f} s/step), "
+        f"peak memory {result['peak_memory_mb']:.0f} MB",
+        f"  dev {result['metric']}: {result['dev_score']:.4f}"
+        + (f"   test: {test:.4f}" if test is not None else "")
+        + (f"   random guess: {result['random_guess']:.4f}" if result["random_guess"] else ""),
+    ]
+    if not result["pretrained"]:
+        lines.append("  NOTE: randomly initialised model (no pretrained weights here)")
+    if out is not None:
+        lines.append(f"  saved to {out}/ (delta.safetensors, delta.json, metrics.json)")
+    print("\n".join(lines))

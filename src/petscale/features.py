@@ -1,0 +1,101 @@
+"""Tokenized splits, cached on disk so that a study tokenizes each task once.
+
+The key covers everything that decides the features: the tokenizer (a hash of its full
+serialisation), the task's examples, and the answer format with its template and max length.
+Ragged features are stored as flat int32 arrays plus offsets in one safetensors file, written
+to a temporary name and renamed, so a crash never leaves a half-written cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import PreTrainedTokenizerBase
+
+from petscale.answers.base import Answerer, Features
+from petscale.paths import cache_dir
+from petscale.tasks.base import Splits
+
+_memory: dict[str, dict[str, list[Features]]] = {}
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab())
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def splits_fingerprint(splits: Splits) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        digest.update(name.encode())
+        for example in splits[name]:
+            digest.update(json.dumps(example, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def cache_key(answerer: Answerer, tokenizer: PreTrainedTokenizerBase, splits: Splits) -> str:
+    parts = [tokenizer_fingerprint(tokenizer), splits_fingerprint(splits), answerer.cache_key()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def encode_splits(
+    answerer: Answerer, tokenizer: PreTrainedTokenizerBase, splits: Splits
+) -> dict[str, list[Features]]:
+    """Every split's features, from memory, the disk cache, or tokenized now (then cached)."""
+    key = cache_key(answerer, tokenizer, splits)
+    if key in _memory:
+        return _memory[key]
+    path = cache_dir() / "features" / f"{key}.safetensors"
+    if path.is_file():
+        features = _read(path)
+    else:
+        features = {
+            name: [answerer.encode(ex) for ex in examples] for name, examples in splits.items()
+        }
+        _write(path, features)
+    _memory[key] = features
+    return features
+
+
+def _write(path: Path, features: dict[str, list[Features]]) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for split, rows in features.items():
+        for field in rows[0] if rows else {}:
+            values = [row[field] for row in rows]
+            lengths = torch.tensor([len(v) for v in values], dtype=torch.int64)
+            tensors[f"{split}/{field}/offsets"] = torch.cat(
+                [torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)]
+            )
+            tensors[f"{split}/{field}/values"] = torch.tensor(
+                [x for v in values for x in v], dtype=torch.int32
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    save_file(tensors, tmp)
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> dict[str, list[Features]]:
+    tensors = load_file(path)
+    columns: dict[str, dict[str, list[list[int]]]] = {}
+    for key in tensors:
+        split, field, part = key.split("/")
+        if part != "offsets":
+            continue
+        offsets = tensors[key].tolist()
+        values = tensors[f"{split}/{field}/values"].tolist()
+        columns.setdefault(split, {})[field] = [
+            values[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)
+        ]
+    return {
+        split: [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+        for split, cols in columns.items()
+    }

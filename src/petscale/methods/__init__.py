@@ -1,0 +1,60 @@
+"""Methods by name. Each is one module with a config dataclass and ``attach``."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from torch import nn
+
+from petscale.errors import UserError
+from petscale.methods.base import Delta, MethodConfig
+from petscale.zoo.structure import Structure
+
+#: name -> one-line summary. Method ``m`` lives in module ``petscale.methods.m``, which
+#: defines ``CONFIG`` (its MethodConfig dataclass) and ``attach(model, structure, config)``.
+METHODS: dict[str, str] = {
+    "full": "every backbone parameter",
+    "lora": "low-rank updates of the attention query and value (rank 8)",
+    "prompt": "soft tokens prepended to the encoder input (100)",
+    "bitfit": "biases of attention, feed-forward, layer norms and LM head",
+    "adapter": "bottleneck adapters after attention and feed-forward (24)",
+    "apet": "an exact number of trainable entries, of any structure",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    config_class: type[MethodConfig]
+    attach: Callable[[nn.Module, Structure, Any], Delta]
+    summary: str
+
+
+@cache
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise UserError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    module = importlib.import_module(f"petscale.methods.{name}")
+    return Method(name, module.CONFIG, module.attach, METHODS[name])
+
+
+def make_config(method: str, options: dict[str, Any]) -> MethodConfig:
+    """The method's config from user options; an option the method lacks is a UserError."""
+    config_class = get_method(method).config_class
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
+        accepted = ", ".join("--" + k.replace("_", "-") for k in sorted(known)) or "none"
+        raise UserError(f"{flags} does not apply to method {method!r} (its options: {accepted})")
+    config = config_class(**options)
+    config.validate()
+    return config
+
+
+__all__ = ["METHODS", "Delta", "Method", "MethodConfig", "get_method", "make_config"]

@@ -1,0 +1,110 @@
+"""LoRA (Hu et al. 2021): a trainable low-rank update B @ A beside frozen projections."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from petscale.errors import UserError
+from petscale.methods.base import (
+    Delta,
+    MethodConfig,
+    Wrapper,
+    freeze,
+    new_tensor,
+    positive,
+    replace_module,
+)
+from petscale.methods.targets import linear_targets
+from petscale.zoo.structure import Structure, in_out_features, is_transposed
+
+
+@dataclass
+class LoraConfig(MethodConfig):
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    targets: str = "q,v"  # self-attention query and value (fused QKV where the model has one)
+
+    size_option: ClassVar[str | None] = "rank"
+    default_lr: ClassVar[float] = 1e-3
+    mergeable: ClassVar[bool] = True
+
+    def validate(self) -> None:
+        positive("rank", self.rank)
+        positive("alpha", self.alpha)
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+class LoraLinear(Wrapper):
+    """``base(x) + scaling * B(A(dropout(x)))``; B starts at zero so the output is unchanged."""
+
+    def __init__(self, base: nn.Module, rank: int, alpha: float, dropout: float):
+        super().__init__(base)
+        in_features, out_features = in_out_features(base)
+        self.lora_A = nn.Parameter(new_tensor(base.weight, rank, in_features))
+        self.lora_B = nn.Parameter(new_tensor(base.weight, out_features, rank, zeros=True))
+        if base.weight.device.type != "meta":
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # PEFT's default init
+        self.scaling = alpha / rank
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged_from: torch.Tensor | None = None
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update in the base weight's own layout (transposed for GPT-2's Conv1D)."""
+        update = (self.lora_B @ self.lora_A) * self.scaling
+        return update.T if is_transposed(self.base) else update
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        if self.merged_from is not None:
+            return out
+        low_rank = nn.functional.linear(self.dropout(x), self.lora_A)
+        return out + nn.functional.linear(low_rank, self.lora_B) * self.scaling
+
+
+class LoraDelta(Delta):
+    def __init__(self, model: nn.Module, structure: Structure, config: LoraConfig):
+        super().__init__(model, structure, "lora", config)
+        self.wrappers: dict[str, LoraLinear] = {}
+
+    def parameters(self) -> dict[str, nn.Parameter]:
+        out: dict[str, nn.Parameter] = {}
+        for name, wrapper in self.wrappers.items():
+            out[f"{name}.lora_A"] = wrapper.lora_A
+            out[f"{name}.lora_B"] = wrapper.lora_B
+        return out
+
+    def _merge(self) -> None:
+        with torch.no_grad():
+            for wrapper in self.wrappers.values():
+                # Keep the original weight so unmerge and detach restore it bit for bit.
+                wrapper.merged_from = wrapper.base.weight.detach().clone()
+                wrapper.base.weight += wrapper.delta_weight()
+
+    def _unmerge(self) -> None:
+        with torch.no_grad():
+            for wrapper in self.wrappers.values():
+                wrapper.base.weight.copy_(wrapper.merged_from)
+                wrapper.merged_from = None
+
+
+def attach(model: nn.Module, structure: Structure, config: LoraConfig) -> LoraDelta:
+    config.validate()
+    delta = LoraDelta(model, structure, config)
+    freeze(model, delta)
+    for name in linear_targets(model, structure, config.targets):
+        base = model.get_submodule(name)
+        wrapper = LoraLinear(base, config.rank, config.alpha, config.dropout)
+        replace_module(model, name, wrapper)
+        delta.wrappers[name] = wrapper
+        delta.on_detach(lambda name=name, base=base: replace_module(model, name, base))
+    return delta
+
+
+CONFIG = LoraConfig

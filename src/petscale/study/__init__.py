@@ -1,0 +1,20 @@
+"""Studies: a YAML grid of trials, run by local processes or Ray into a SQLite store."""
+
+from petscale.study.export import export, table
+from petscale.study.runners import Events, run_study
+from petscale.study.spec import Spec, expand, load_spec, parse_spec, trial_id
+from petscale.study.store import Owner, Store
+
+__all__ = [
+    "Events",
+    "Owner",
+    "Spec",
+    "Store",
+    "expand",
+    "export",
+    "load_spec",
+    "parse_spec",
+    "run_study",
+    "table",
+    "trial_id",
+]

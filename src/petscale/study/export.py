@@ -1,0 +1,104 @@
+"""Export the store as one table: a row per trial, config flattened, results beside it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from petscale.errors import UserError
+from petscale.study.spec import CONFIG_KEYS
+from petscale.study.store import Store
+
+FORMATS = ("csv", "parquet")
+_RESULT_KEYS = (
+    "status",
+    "metric",
+    "dev_score",
+    "test_score",
+    "random_guess",
+    "trainable_params",
+    "head_params",
+    "total_params",
+    "seconds",
+    "peak_memory_mb",
+    "attempts",
+    "host",
+    "started_at",
+    "finished_at",
+    "error",
+)
+
+
+def table(folder: str | Path) -> list[dict[str, Any]]:
+    """The trials of the study at ``folder``; every row has the same columns.
+
+    Method options become ``options.<name>`` columns (empty where a method lacks one) and the
+    curve is a JSON list of [step, dev_score] pairs.
+    """
+    with Store.existing(folder) as store:
+        records = list(store.rows())
+    option_names = sorted({name for r in records for name in r["config"]["options"]})
+    rows = []
+    for r in records:
+        config = r["config"]
+        row: dict[str, Any] = {"id": r["id"]}
+        for key in CONFIG_KEYS:
+            if key == "options":
+                options = config["options"]
+                row.update({f"options.{n}": _scalar(options.get(n)) for n in option_names})
+            else:
+                row[key] = config.get(key)
+        row.update({key: r[key] for key in _RESULT_KEYS})
+        for key in ("started_at", "finished_at"):
+            row[key] = _iso(row[key])
+        row["curve"] = json.dumps(r["curve"])
+        rows.append(row)
+    return rows
+
+
+def export(folder: str | Path, fmt: str, out: str | Path | None = None) -> Path:
+    """Write the table to ``out`` (default ``DIR/trials.<fmt>``); returns the path written."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    rows = table(folder)
+    path = Path(out) if out else Path(folder) / f"trials.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id"])
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        _write_parquet(rows, path)
+    return path
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError("parquet export needs pyarrow: pip install 'petscale[parquet]'") from None
+    # Option values may mix types across methods (e.g. "adjacent" and 3): store those as text.
+    columns = {}
+    for name in rows[0] if rows else ["id"]:
+        values = [row[name] for row in rows]
+        kinds = {type(v) for v in values if v is not None}
+        if kinds - {int, float} and len(kinds) > 1:
+            values = [None if v is None else str(v) for v in values]
+        columns[name] = values
+    pq.write_table(pa.table(columns), path)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def _scalar(value: Any) -> Any:
+    # A list or map option (e.g. target modules) becomes JSON text: one cell, both formats.
+    return json.dumps(value) if isinstance(value, (list, dict)) else value

@@ -1,0 +1,373 @@
+"""The study spec: a YAML grid of trials, validated before anything runs.
+
+Only ``models``, ``tasks`` and ``methods`` are required::
+
+    models: [minilm-l6, minilm-l3]
+    tasks: [rotten_tomatoes]
+    methods:                        # a map method -> options (or a list, see below)
+      full: {}
+      lora: {rank: 8}               # the method's own options
+      apet: {pattern: adjacent}
+      bitfit: {budgets: [default]}  # per-method budgets replace the study's list
+    budgets:                        # trainable-parameter budgets; `full` has none
+      - default                     # the method's default budget (no budget option)
+      - match: lora                 # LoRA's default count on that model
+      - geom: [100, 1000000, 13]    # 13 integers spaced geometrically, both ends included
+      - 5000
+    seeds: [0, 1, 2]
+    steps: 300
+    lr: {lora: 5.0e-4, prompt: 3.0e-2}   # or one number; a method left out: its default
+    batch_size: 32
+    eval_every: 50
+    max_length: 128
+    head: trainable                 # trainable | frozen | label-words
+
+``methods`` may also be a list, to run one method with several option sets:
+``[lora, {apet: {pattern: adjacent}}, {apet: {pattern: discrete}}]``.
+
+Each (model, task, method entry, budget, seed) becomes one trial config: a plain dict with
+every key present (see ``CONFIG_KEYS``), whose id is ``trial_id(config)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from petscale.errors import UserError
+
+METHODS = ("full", "lora", "prompt", "bitfit", "adapter", "apet")
+HEADS = ("trainable", "frozen", "label-words")
+CONFIG_KEYS = (
+    "model",
+    "task",
+    "method",
+    "options",
+    "head",
+    "steps",
+    "batch_size",
+    "lr",
+    "max_length",
+    "eval_every",
+    "seed",
+)
+DEFAULTS: dict[str, Any] = {
+    "budgets": ["default"],
+    "seeds": [0],
+    "steps": 300,
+    "lr": None,
+    "batch_size": 32,
+    "eval_every": 50,
+    "max_length": 128,
+    "head": "trainable",
+}
+SPEC_KEYS = ("models", "tasks", "methods", *DEFAULTS)
+# Budgets are set through `budgets`, so that one spelling drives the grid.
+RESERVED_OPTIONS = ("budget", "match")
+
+CountFn = Callable[..., Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Match:
+    """Budget = another method's default trainable count on the same model."""
+
+    method: str
+
+
+Budget = int | Match | None  # None: the method's default budget
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    options: Mapping[str, Any]
+    budgets: tuple[Budget, ...] | None  # None: the study's budgets
+
+
+@dataclass(frozen=True)
+class Spec:
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    methods: tuple[MethodEntry, ...]
+    budgets: tuple[Budget, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    lr: float | Mapping[str, float] | None
+    batch_size: int
+    eval_every: int
+    max_length: int
+    head: str
+
+    def lr_for(self, method: str) -> float | None:
+        if isinstance(self.lr, Mapping):
+            return self.lr.get(method)
+        return self.lr
+
+
+def trial_id(config: Mapping[str, Any]) -> str:
+    """Stable id of a trial: first 16 hex digits of the sha256 of its canonical JSON."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a YAML spec; a UserError names the bad key and the fix."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read study spec {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        problem = " ".join(str(e).split())
+        raise UserError(f"{path}: not valid YAML: {problem}") from None
+    try:
+        return parse_spec(data)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+
+
+def parse_spec(data: Any) -> Spec:
+    """Validate a spec already parsed from YAML (a mapping)."""
+    if not isinstance(data, Mapping):
+        raise UserError("a study spec is a mapping with keys models, tasks, methods, ...")
+    for key in data:
+        if key not in SPEC_KEYS:
+            close = difflib.get_close_matches(str(key), SPEC_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(SPEC_KEYS)}"
+            raise UserError(f"unknown key {key!r}; {hint}")
+    for key in ("models", "tasks", "methods"):
+        if key not in data:
+            raise UserError(f"missing key {key!r}; list at least one")
+    values = {**DEFAULTS, **data}
+    return Spec(
+        models=_names(values["models"], "models"),
+        tasks=_names(values["tasks"], "tasks"),
+        methods=_methods(values["methods"]),
+        budgets=_budgets(values["budgets"], "budgets"),
+        seeds=_seeds(values["seeds"]),
+        steps=_int(values["steps"], "steps", 1),
+        lr=_lr(values["lr"]),
+        batch_size=_int(values["batch_size"], "batch_size", 1),
+        eval_every=_int(values["eval_every"], "eval_every", 1),
+        max_length=_int(values["max_length"], "max_length", 1),
+        head=_head(values["head"]),
+    )
+
+
+def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
+    """Every trial config of the spec, in spec order, without duplicates.
+
+    ``count(model=..., method=...)`` resolves ``match: M`` budgets for methods other than apet
+    (which resolves the match itself); by default ``petscale.api.count``, imported when needed.
+    """
+    counts: dict[tuple[str, str], int] = {}
+
+    def matched(model: str, method: str) -> int:
+        if (model, method) not in counts:
+            counter = count or _default_count()
+            counts[model, method] = int(counter(model=model, method=method)["trainable_params"])
+        return counts[model, method]
+
+    configs: dict[str, dict[str, Any]] = {}
+    for model in spec.models:
+        for task in spec.tasks:
+            for entry in spec.methods:
+                budgets = (None,) if entry.name == "full" else entry.budgets or spec.budgets
+                for budget in budgets:
+                    options = dict(entry.options)
+                    if isinstance(budget, int):
+                        options["budget"] = budget
+                    elif isinstance(budget, Match) and budget.method != entry.name:
+                        if entry.name == "apet":
+                            options["match"] = budget.method
+                        else:
+                            options["budget"] = matched(model, budget.method)
+                    for seed in spec.seeds:
+                        config = {
+                            "model": model,
+                            "task": task,
+                            "method": entry.name,
+                            "options": options,
+                            "head": spec.head,
+                            "steps": spec.steps,
+                            "batch_size": spec.batch_size,
+                            "lr": spec.lr_for(entry.name),
+                            "max_length": spec.max_length,
+                            "eval_every": spec.eval_every,
+                            "seed": seed,
+                        }
+                        configs.setdefault(trial_id(config), config)
+    return list(configs.values())
+
+
+def _default_count() -> CountFn:
+    # Imported late: counting loads model configs, which a spec without `match` never needs.
+    from petscale.api import count
+
+    return count
+
+
+def geom(low: int, high: int, n: int) -> list[int]:
+    """``n`` integers spaced geometrically from ``low`` to ``high`` inclusive, deduplicated."""
+    if n == 1:
+        return [low]
+    ratio = high / low
+    return sorted({round(low * ratio ** (i / (n - 1))) for i in range(n)})
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise UserError(f"{key}: expected a list of names, got {value!r}")
+    if not value:
+        raise UserError(f"{key}: the list is empty; name at least one")
+    return tuple(dict.fromkeys(value))
+
+
+def _method_name(name: Any, key: str) -> str:
+    if name not in METHODS:
+        close = difflib.get_close_matches(str(name), METHODS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UserError(f"{key}: unknown method {name!r}; {hint}known: {', '.join(METHODS)}")
+    return name
+
+
+def _methods(value: Any) -> tuple[MethodEntry, ...]:
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                items.append((item, None))
+            elif isinstance(item, Mapping) and len(item) == 1:
+                items.append(next(iter(item.items())))
+            else:
+                raise UserError(f"methods[{i}]: write a method name or {{name: {{options}}}}")
+    else:
+        raise UserError("methods: expected a map method -> options, or a list of methods")
+    if not items:
+        raise UserError("methods: the list is empty; name at least one method")
+    return tuple(_method_entry(name, options) for name, options in items)
+
+
+def _method_entry(name: Any, options: Any) -> MethodEntry:
+    key = f"methods.{name}"
+    name = _method_name(name, "methods")
+    options = {} if options is None else options
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise UserError(f"{key}: options must be a map option -> value, got {options!r}")
+    options = dict(options)
+    for reserved in RESERVED_OPTIONS:
+        if reserved in options:
+            raise UserError(
+                f"{key}.{reserved}: set budgets with 'budgets' (study-wide or per method)"
+            )
+    budgets = options.pop("budgets", None)
+    if budgets is not None:
+        if name == "full":
+            raise UserError(f"{key}.budgets: full fine-tuning has no budget; remove 'budgets'")
+        budgets = _budgets(budgets, f"{key}.budgets")
+    return MethodEntry(name, options, budgets)
+
+
+def _budgets(value: Any, key: str) -> tuple[Budget, ...]:
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        raise UserError(f"{key}: the list is empty; write 'default' for each method's default")
+    budgets: list[Budget] = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if item == "default":
+            budgets.append(None)
+        elif isinstance(item, Mapping) and set(item) == {"match"}:
+            target = _method_name(item["match"], f"{where}.match")
+            if target == "apet":
+                raise UserError(f"{where}.match: apet has no default budget; match another method")
+            budgets.append(Match(target))
+        elif isinstance(item, Mapping) and set(item) == {"geom"}:
+            budgets.extend(_geom(item["geom"], f"{where}.geom"))
+        elif isinstance(item, Mapping):
+            raise UserError(
+                f"{where}: write a number, 'default', {{match: M}} or {{geom: [lo, hi, n]}}"
+            )
+        else:
+            budgets.append(_int(item, where, 1))
+    return tuple(dict.fromkeys(budgets))
+
+
+def _geom(value: Any, key: str) -> list[int]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise UserError(f"{key}: write [low, high, points], e.g. [100, 1000000, 13]")
+    low = _int(value[0], f"{key}[0] (low)", 1)
+    high = _int(value[1], f"{key}[1] (high)", low)
+    points = _int(value[2], f"{key}[2] (points)", 0)
+    if points == 0:
+        raise UserError(f"{key}: an empty grid (0 points); ask for at least 1 point")
+    if points == 1 and high != low:
+        raise UserError(f"{key}: one point cannot span {low}..{high}; ask for at least 2")
+    return geom(low, high, points)
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        raise UserError("seeds: the list is empty; give at least one seed, e.g. [0]")
+    return tuple(dict.fromkeys(_int(v, f"seeds[{i}]", 0) for i, v in enumerate(value)))
+
+
+def _int(value: Any, key: str, minimum: int) -> int:
+    number = _number(value, key)
+    if not float(number).is_integer():
+        raise UserError(f"{key}: expected a whole number, got {value!r}")
+    if number < minimum:
+        raise UserError(f"{key}: {value!r} is too small; use a number >= {minimum}")
+    return int(number)
+
+
+def _number(value: Any, key: str) -> float:
+    # PyYAML reads `3e-4` (no dot) as a string, so numeric strings are taken too.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise UserError(f"{key}: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{key}: expected a number, got {value!r}")
+    return value
+
+
+def _lr(value: Any) -> float | dict[str, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {
+            _method_name(method, "lr"): _positive(lr, f"lr.{method}")
+            for method, lr in value.items()
+        }
+    return _positive(value, "lr")
+
+
+def _positive(value: Any, key: str) -> float:
+    number = float(_number(value, key))
+    if number <= 0:
+        raise UserError(f"{key}: the learning rate must be > 0, got {value!r}")
+    return number
+
+
+def _head(value: Any) -> str:
+    if value not in HEADS:
+        raise UserError(f"head: expected one of {', '.join(HEADS)}, got {value!r}")
+    return value

@@ -1,0 +1,295 @@
+"""The results store: one SQLite file (WAL) per study folder, one row per trial.
+
+A trial goes pending -> running -> done | failed. A runner claims a trial in one
+``BEGIN IMMEDIATE`` transaction, so two runners never get the same one; it writes a finished
+trial and its curve in one transaction, so a crash loses at most the trials in flight. A
+running row names its owner (host, pid, token) and carries a heartbeat: rows of a dead owner
+(same host, pid gone) or with a heartbeat older than the lease go back to pending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from petscale.errors import UserError
+from petscale.study.spec import trial_id
+
+STORE_NAME = "study.sqlite"
+LEASE_S = 120.0  # a running row whose heartbeat is older than this is taken to be dead
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error TEXT,
+    traceback TEXT,
+    metric TEXT,
+    dev_score REAL,
+    test_score REAL,
+    random_guess REAL,
+    trainable_params INTEGER,
+    head_params INTEGER,
+    total_params INTEGER,
+    seconds REAL,
+    peak_memory_mb REAL,
+    result TEXT,
+    owner TEXT,
+    host TEXT,
+    pid INTEGER,
+    heartbeat REAL,
+    started_at REAL,
+    finished_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trials_status ON trials (status);
+CREATE TABLE IF NOT EXISTS curve (
+    trial_id TEXT NOT NULL REFERENCES trials (id),
+    step INTEGER NOT NULL,
+    score REAL,
+    PRIMARY KEY (trial_id, step)
+);
+"""
+# Result keys copied into their own columns; the whole result is kept as JSON too.
+_RESULT_COLUMNS = (
+    "metric",
+    "dev_score",
+    "test_score",
+    "random_guess",
+    "trainable_params",
+    "head_params",
+    "total_params",
+    "seconds",
+    "peak_memory_mb",
+)
+STATUSES = ("pending", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who runs a trial: the driver process that claimed it."""
+
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+
+class Store:
+    """A connection to ``DIR/study.sqlite``; use one per thread or process."""
+
+    def __init__(self, folder: str | Path, lease_s: float = LEASE_S) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / STORE_NAME
+        self.lease_s = lease_s
+        # Autocommit mode: every transaction below is opened explicitly.
+        self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+        self.db.executescript(_SCHEMA)
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY, ord INTEGER NOT NULL)"
+        )
+
+    @classmethod
+    def existing(cls, folder: str | Path) -> Store:
+        """Open the store of a study that has been run; a UserError if there is none."""
+        path = Path(folder) / STORE_NAME
+        if not path.is_file():
+            raise UserError(f"no study store at {path}; run `petscale study run SPEC` first")
+        return cls(folder)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def queue(self, configs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Add the trials not yet stored, and make them this connection's work list, in order."""
+        now = time.time()
+        rows = [(trial_id(c), json.dumps(c, sort_keys=True), now) for c in configs]
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO trials (id, config, created_at) VALUES (?, ?, ?)", rows
+            )
+            self.db.execute("DELETE FROM temp.wanted")
+            self.db.executemany(
+                "INSERT OR IGNORE INTO temp.wanted (id, ord) VALUES (?, ?)",
+                [(row[0], i) for i, row in enumerate(rows)],
+            )
+        return [row[0] for row in rows]
+
+    def retry_failed(self) -> int:
+        """Put the failed trials of the work list back to pending; returns how many."""
+        with self._transaction():
+            cursor = self.db.execute(
+                "UPDATE trials SET status = 'pending' WHERE status = 'failed'"
+                " AND id IN (SELECT id FROM temp.wanted)"
+            )
+        return cursor.rowcount
+
+    def claim(self, owner: Owner) -> tuple[str, dict[str, Any]] | None:
+        """Atomically take the next pending trial of the work list, or None when none is left."""
+        now = time.time()
+        with self._transaction():
+            self._reclaim(owner, now)
+            row = self.db.execute(
+                "SELECT t.id, t.config FROM trials t JOIN temp.wanted w ON w.id = t.id"
+                " WHERE t.status = 'pending' ORDER BY w.ord LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            self.db.execute(
+                "UPDATE trials SET status = 'running', owner = ?, host = ?, pid = ?,"
+                " heartbeat = ?, started_at = ?, finished_at = NULL, attempts = attempts + 1"
+                " WHERE id = ? AND status = 'pending'",
+                (str(owner), owner.host, owner.pid, now, now, row["id"]),
+            )
+        return row["id"], json.loads(row["config"])
+
+    def heartbeat(self, owner: Owner) -> None:
+        """Renew the lease on every trial this owner runs."""
+        self.db.execute(
+            "UPDATE trials SET heartbeat = ? WHERE owner = ? AND status = 'running'",
+            (time.time(), str(owner)),
+        )
+
+    def finish(self, tid: str, result: Mapping[str, Any]) -> bool:
+        """Record a completed trial and its curve together; False if it was already done."""
+        values = [_column(key, result.get(key)) for key in _RESULT_COLUMNS]
+        curve = [(tid, int(step), _float(score)) for step, score in result.get("curve") or []]
+        with self._transaction():
+            cursor = self.db.execute(
+                "UPDATE trials SET status = 'done', error = NULL, traceback = NULL,"
+                + "".join(f" {key} = ?," for key in _RESULT_COLUMNS)
+                + " result = ?, finished_at = ? WHERE id = ? AND status != 'done'",
+                (*values, json.dumps(result, default=str), time.time(), tid),
+            )
+            if cursor.rowcount == 0:
+                return False
+            self.db.execute("DELETE FROM curve WHERE trial_id = ?", (tid,))
+            self.db.executemany("INSERT INTO curve VALUES (?, ?, ?)", curve)
+        return True
+
+    def fail(self, tid: str, owner: Owner, error: str, traceback: str) -> None:
+        """Record a failed trial, unless another owner has taken it over meanwhile."""
+        self.db.execute(
+            "UPDATE trials SET status = 'failed', error = ?, traceback = ?, finished_at = ?"
+            " WHERE id = ? AND status = 'running' AND owner = ?",
+            (error, traceback, time.time(), tid, str(owner)),
+        )
+
+    def release(self, owner: Owner) -> None:
+        """Put this owner's running trials back to pending (on an orderly stop)."""
+        self.db.execute(
+            "UPDATE trials SET status = 'pending', owner = NULL"
+            " WHERE owner = ? AND status = 'running'",
+            (str(owner),),
+        )
+
+    def counts(self, wanted_only: bool = False) -> dict[str, int]:
+        """Trials per status, over the whole store or only the work list."""
+        where = " WHERE id IN (SELECT id FROM temp.wanted)" if wanted_only else ""
+        rows = self.db.execute(f"SELECT status, COUNT(*) FROM trials{where} GROUP BY status")
+        return {status: 0 for status in STATUSES} | {s: n for s, n in rows}
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, time spent, and an estimate of the time left (see ``petscale study status``)."""
+        counts = self.counts()
+        row = self.db.execute(
+            "SELECT SUM(seconds), AVG(seconds) FROM trials WHERE status = 'done'"
+        ).fetchone()
+        spent, mean = row[0] or 0.0, row[1]
+        left = counts["pending"] + counts["running"]
+        # Trials run side by side as many at a time as are running now.
+        parallel = max(1, counts["running"])
+        return {
+            **counts,
+            "total": sum(counts.values()),
+            "seconds_spent": spent,
+            "mean_trial_seconds": mean,
+            "estimated_seconds_left": None if mean is None else mean * left / parallel,
+        }
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every trial with its config and curve decoded, in the order they were added."""
+        curves: dict[str, list[list[float]]] = {}
+        for tid, step, score in self.db.execute("SELECT * FROM curve ORDER BY trial_id, step"):
+            curves.setdefault(tid, []).append([step, score])
+        for row in self.db.execute("SELECT * FROM trials ORDER BY created_at, rowid"):
+            record = dict(row)
+            record["config"] = json.loads(record["config"])
+            record["curve"] = curves.get(record["id"], [])
+            yield record
+
+    def _reclaim(self, owner: Owner, now: float) -> None:
+        self.db.execute(
+            "UPDATE trials SET status = 'pending', owner = NULL"
+            " WHERE status = 'running' AND heartbeat < ?",
+            (now - self.lease_s,),
+        )
+        pids = self.db.execute(
+            "SELECT DISTINCT pid FROM trials WHERE status = 'running' AND host = ? AND pid != ?",
+            (owner.host, owner.pid),
+        )
+        for (pid,) in pids.fetchall():
+            if not _alive(pid):
+                self.db.execute(
+                    "UPDATE trials SET status = 'pending', owner = NULL"
+                    " WHERE status = 'running' AND host = ? AND pid = ?",
+                    (owner.host, pid),
+                )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so two runners' claims serialise.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _column(key: str, value: Any) -> str | int | float | None:
+    # Plain Python types: sqlite3 cannot bind numpy or torch scalars.
+    if value is None:
+        return None
+    if key == "metric":
+        return str(value)
+    return int(value) if key.endswith("_params") else float(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,90 @@
+"""What a task is: its spec (fields, labels, metric, random-guess score) and its splits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
+
+from petscale.errors import UserError
+
+
+class Example(TypedDict, total=False):
+    """One example. Classification tasks set ``label`` (an index into ``TaskSpec.labels``);
+    generation tasks (QA, summarization) set ``target``."""
+
+    text: str
+    text_pair: str
+    label: int
+    target: str
+    references: list[str]  # every acceptable answer (NQ-Open lists several); target is the first
+
+
+Splits = dict[str, list[Example]]  # "train", "dev" and (where there is one) "test"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    type: str  # sentiment, nli, paraphrase, qa, summarization, topic, intent, ...
+    kind: Literal["classification", "generation"]
+    labels: tuple[str, ...] = ()  # class names, in label-index order
+    label_words: tuple[str, ...] = ()  # the word a generative model answers with, per class
+    metrics: tuple[str, ...] = ("accuracy",)  # the first is the main one
+    pair: bool = False  # a (text, text_pair) task
+    input_fields: tuple[str, ...] = ("text",)  # the source's column(s) that become text/text_pair
+    description: str = ""
+    source: str = ""  # where the data comes from, for `petscale tasks`
+
+    @property
+    def metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def random_guess(self) -> float | None:
+        """Expected main-metric score of guessing a class uniformly at random."""
+        if self.kind == "classification" and self.metric == "accuracy":
+            return 1.0 / self.num_labels
+        return None
+
+
+@dataclass
+class Task:
+    """A spec plus a loader; ``splits()`` loads once and keeps the result."""
+
+    spec: TaskSpec
+    loader: Callable[[], Splits]
+    #: None when the data can be loaded here, else a one-line reason; checked without loading.
+    availability: Callable[[], str | None] = lambda: None
+    remote: bool = False  # loading downloads the data (a hub task with no local copy)
+    _splits: Splits | None = field(default=None, repr=False)
+
+    def splits(self) -> Splits:
+        if self._splits is None:
+            self._splits = self.loader()
+            for required in ("train", "dev"):
+                if not self._splits.get(required):
+                    raise UserError(f"task {self.spec.name!r} has no {required} examples")
+        return self._splits
+
+    def unavailable_reason(self) -> str | None:
+        """Why this task's data cannot be loaded here, or None when it can."""
+        return self.availability()
+
+    def sizes(self) -> dict[str, int]:
+        """Examples per split (loads the data)."""
+        return {split: len(examples) for split, examples in self.splits().items()}
+
+    def majority_score(self) -> float | None:
+        """Accuracy of always answering the most frequent training label, on dev."""
+        if self.spec.kind != "classification":
+            return None
+        train, dev = self.splits()["train"], self.splits()["dev"]
+        counts: dict[int, int] = {}
+        for ex in train:
+            counts[ex["label"]] = counts.get(ex["label"], 0) + 1
+        top = max(counts, key=counts.__getitem__)
+        return sum(ex["label"] == top for ex in dev) / len(dev)

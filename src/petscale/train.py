@@ -1,0 +1,173 @@
+"""The training loop: AdamW over the trainable tensors only, evaluation along the way."""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from petscale.answers.base import Answerer, Features
+from petscale.tasks.metrics import score as metric_score
+
+SCHEDULES = ("linear", "constant")
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.06
+    schedule: str = "linear"  # warmup then linear decay, or warmup then constant
+    eval_every: int = 0  # 0: only at the end
+    eval_batch_size: int = 128
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, dev score)
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    step_seconds: float = 0.0  # mean wall time of one optimisation step
+
+
+Evaluate = Callable[[], float]
+
+
+def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
+    warmup = max(1, round(config.warmup_ratio * config.steps)) if config.warmup_ratio else 0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "constant":
+            return 1.0
+        return max(0.0, (config.steps - step) / max(1, config.steps - warmup))
+
+    return factor
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Sequence[list[int]]:
+    """Endless seeded shuffles of range(n), cut into batches (the last one short)."""
+    while True:
+        order = torch.randperm(n, generator=generator).tolist()
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+def evaluate(
+    model: nn.Module,
+    answerer: Answerer,
+    features: list[Features],
+    references: list[Any],
+    metric: str,
+    batch_size: int,
+    device: torch.device,
+) -> float:
+    """The metric on a split. Batches hold examples of similar length: less padding."""
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    predictions: list[Any] = [None] * len(features)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = to_device(answerer.collate([features[i] for i in idx]), device)
+            for i, prediction in zip(idx, answerer.predict(model, batch), strict=True):
+                predictions[i] = prediction
+    model.train(was_training)
+    return metric_score(metric, predictions, references)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def train(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    answerer: Answerer,
+    train_features: list[Features],
+    evaluate_dev: Evaluate,
+    config: TrainConfig,
+    device: torch.device,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``params`` (and nothing else) for ``config.steps`` steps."""
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+    order = batches(
+        len(train_features), config.batch_size, torch.Generator().manual_seed(config.seed)
+    )
+    result = TrainResult()
+    eval_steps = _eval_steps(config)
+    model.train()
+    start = time.perf_counter()
+    train_seconds = 0.0
+    with _progress_bar(progress, config.steps) as bar:
+        task = bar.add_task("training", total=config.steps, loss=math.nan, dev=math.nan)
+        for step in range(1, config.steps + 1):
+            step_start = time.perf_counter()
+            batch = to_device(answerer.collate([train_features[i] for i in next(order)]), device)
+            loss = answerer.loss(model, batch)
+            loss.backward()
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            train_seconds += time.perf_counter() - step_start
+            result.losses.append(loss.item())
+            if step in eval_steps:
+                result.curve.append((step, evaluate_dev()))
+            last_dev = result.curve[-1][1] if result.curve else math.nan
+            bar.update(task, advance=1, loss=result.losses[-1], dev=last_dev)
+    result.seconds = time.perf_counter() - start
+    result.step_seconds = train_seconds / max(1, config.steps)
+    return result
+
+
+def _eval_steps(config: TrainConfig) -> set[int]:
+    steps = {config.steps}
+    if config.eval_every:
+        steps.update(range(config.eval_every, config.steps + 1, config.eval_every))
+    return steps
+
+
+def _progress_bar(enabled: bool, total: int):  # noqa: ANN202 - a rich Progress context
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}  dev {task.fields[dev]:.4f}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=True,
+        console=_stderr_console(),
+    )
+
+
+def _stderr_console():  # noqa: ANN202
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak accelerator memory on CUDA; the process's peak resident memory on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

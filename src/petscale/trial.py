@@ -1,0 +1,155 @@
+"""One trial: a pure function of its config (model, task, method + options, head, steps, lr,
+batch size, max length, eval cadence, seed) -> scores, counts and costs."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from petscale.answers import answerer_for
+from petscale.budget import attach_method, head_count
+from petscale.errors import UserError
+from petscale.features import encode_splits
+from petscale.heads import configure_head, head_parameters
+from petscale.methods import Delta, get_method
+from petscale.tasks import DEFAULT_TASK, get_task
+from petscale.train import TrainConfig, evaluate, peak_memory_mb, train
+from petscale.zoo.loader import load_model
+from petscale.zoo.registry import DEFAULT_MODEL
+from petscale.zoo.structure import structure_of
+
+HEAD_PREFIX = "head/"  # trained head tensors saved beside the delta
+
+DEFAULTS: dict[str, Any] = {
+    "model": DEFAULT_MODEL,
+    "task": DEFAULT_TASK,
+    "task_options": {},  # data_dir, text_field, text_pair_field, label_field, encoding
+    "method": "lora",
+    "options": {},
+    "head": "trainable",
+    "steps": None,  # None: one epoch of the training split
+    "batch_size": 32,
+    "lr": None,  # None: the method's default learning rate
+    "max_length": 128,
+    "eval_every": 0,  # 0: evaluate at the end only
+    "seed": 0,
+}
+
+
+def normalize(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and check values; unknown keys are errors."""
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        raise UserError(f"unknown trial setting(s) {unknown}; known: {sorted(DEFAULTS)}")
+    out = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+    for key in ("options", "task_options"):
+        out[key] = {k: v for k, v in dict(out[key]).items() if v is not None}
+    get_method(out["method"])
+    for key in ("steps", "batch_size", "max_length"):
+        if out[key] is not None and int(out[key]) <= 0:
+            raise UserError(f"--{key.replace('_', '-')} must be positive, got {out[key]}")
+    if out["eval_every"] < 0:
+        raise UserError(f"--eval-every must be >= 0, got {out['eval_every']}")
+    if out["lr"] is not None and not out["lr"] > 0:
+        raise UserError(f"--lr must be positive, got {out['lr']}")
+    return out
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_trial(
+    config: dict[str, Any], progress: bool = False, out: str | Path | None = None
+) -> dict[str, Any]:
+    """Train and evaluate one configuration; write the trained delta to ``out`` if given."""
+    cfg = normalize(config)
+    started = time.perf_counter()
+    device = default_device()
+    task = get_task(cfg["task"], **cfg["task_options"])
+    spec = task.spec
+    splits = task.splits()
+    torch.manual_seed(cfg["seed"])
+    loaded = load_model(cfg["model"], spec.kind, max(spec.num_labels, 1))
+    model = loaded.model
+    structure = structure_of(model)
+    total_params = sum(p.numel() for p in model.parameters())
+    delta = attach_method(model, cfg["method"], cfg["options"], structure)
+    configure_head(model, structure, cfg["head"], cfg["seed"])
+    model.to(device)
+    head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
+    params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
+
+    answerer = answerer_for(loaded.answer, spec, loaded.tokenizer, cfg["max_length"])
+    features = encode_splits(answerer, loaded.tokenizer, splits)
+
+    def score(split: str) -> float:
+        refs = [answerer.reference(ex) for ex in splits[split]]
+        return evaluate(model, answerer, features[split], refs, spec.metric, 128, device)
+
+    steps = cfg["steps"] or math.ceil(len(features["train"]) / cfg["batch_size"])
+    lr = cfg["lr"] or type(delta.config).default_lr
+    train_config = TrainConfig(
+        steps=steps,
+        batch_size=cfg["batch_size"],
+        lr=lr,
+        eval_every=cfg["eval_every"],
+        seed=cfg["seed"],
+    )
+    result = train(
+        model,
+        params,
+        answerer,
+        features["train"],
+        lambda: score("dev"),
+        train_config,
+        device,
+        progress,
+    )
+    test_score = score("test") if features.get("test") else None
+    report = {
+        "model": cfg["model"],
+        "task": cfg["task"],
+        "method": cfg["method"],
+        "options": delta.config.to_dict(),
+        "head": cfg["head"],
+        "pretrained": loaded.pretrained,
+        "trainable_params": delta.trainable_params,
+        "head_params": head_count(model, structure),
+        "total_params": total_params,
+        "steps": steps,
+        "batch_size": cfg["batch_size"],
+        "lr": lr,
+        "seed": cfg["seed"],
+        "metric": spec.metric,
+        "random_guess": spec.random_guess(),
+        "dev_score": result.curve[-1][1],
+        "test_score": test_score,
+        "curve": [list(point) for point in result.curve],
+        "seconds": round(time.perf_counter() - started, 3),
+        "step_seconds": round(result.step_seconds, 4),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+    }
+    if out is not None:
+        save_run(Path(out), delta, head, report, cfg)
+    return report
+
+
+def save_run(
+    out: Path,
+    delta: Delta,
+    head: dict[str, nn.Parameter],
+    report: dict[str, Any],
+    cfg: dict[str, Any],
+) -> None:
+    """The trained delta (and trained head) in safetensors, the trial config and metrics."""
+    head_tensors = {f"{HEAD_PREFIX}{name}": p.detach() for name, p in head.items()}
+    delta.save(out, extra=head_tensors)
+    (out / "trial.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,41 @@
+"""The rows of ``petscale models``: dimensions and parameter counts, without loading weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import AutoModel
+
+from petscale.zoo import registry
+
+
+def _dims(config: Any) -> tuple[int, int]:
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers", None)
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+    return layers or getattr(config, "n_layer", 0), hidden or getattr(config, "n_embd", 0)
+
+
+def catalog() -> list[dict[str, Any]]:
+    from petscale.zoo import assets
+
+    rows = []
+    for entry in registry.entries().values():
+        installed = entry.source == "package" and assets.is_available(entry.name)
+        config = registry.shape_config(entry.name)
+        with torch.device("meta"):
+            backbone = AutoModel.from_config(config)
+        layers, hidden = _dims(config)
+        rows.append(
+            {
+                "name": entry.name,
+                "family": config.model_type,
+                "layers": layers,
+                "hidden": hidden,
+                "parameters": sum(p.numel() for p in backbone.parameters()),
+                "installed": installed,
+                "source": entry.source,
+                "hub_id": entry.hub_id,
+            }
+        )
+    return rows

@@ -1,0 +1,109 @@
+"""Building a model for a task: which transformers class, which tokenizer, real or meta weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+)
+
+from petscale.errors import UserError
+from petscale.zoo import registry
+from petscale.zoo.structure import FAMILY_KIND, FAMILY_PATTERNS
+
+#: How a model answers a task: a classification head, T5 generating label words or text,
+#: or a decoder scoring label words / generating text.
+Answer = Literal["classify", "seq2seq", "causal"]
+
+_CLASSES = {
+    "classify": AutoModelForSequenceClassification,
+    "seq2seq": AutoModelForSeq2SeqLM,
+    "causal": AutoModelForCausalLM,
+}
+
+#: Bundled-config models have no tokenizer offline; they borrow MiniLM-L6's (bert-base-uncased
+#: vocabulary, 30,522 ids), which fits inside every bundled vocabulary.
+FALLBACK_TOKENIZER_MODEL = "minilm-l6"
+
+
+def family_kind(config: PretrainedConfig) -> str:
+    if config.model_type not in FAMILY_PATTERNS:
+        known = ", ".join(sorted(FAMILY_PATTERNS))
+        raise UserError(f"model type {config.model_type!r} is not supported; families: {known}")
+    return FAMILY_KIND[config.model_type]
+
+
+def answer_for(config: PretrainedConfig, task_kind: str) -> Answer:
+    """Encoders classify with a head; T5 and decoders answer in words, as the study did."""
+    kind = family_kind(config)
+    if kind == "encoder":
+        if task_kind == "generation":
+            raise UserError(
+                f"an encoder ({config.model_type}) cannot generate text; use a T5 or decoder model"
+            )
+        return "classify"
+    return "seq2seq" if kind == "encoder-decoder" else "causal"
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    answer: Answer
+    pretrained: bool  # False: randomly initialised from a bundled config
+
+
+def _with_labels(config: PretrainedConfig, answer: Answer, num_labels: int) -> PretrainedConfig:
+    if answer == "classify":
+        config.num_labels = num_labels
+    return config
+
+
+def load_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> LoadedModel:
+    """The model ``name`` with real weights where they are here, random ones otherwise."""
+    config = registry.load_config(name)
+    answer = answer_for(config, task_kind)
+    model_class = _CLASSES[answer]
+    folder = registry.weights_folder(name)
+    if folder is not None:
+        kwargs = {"num_labels": num_labels} if answer == "classify" else {}
+        model = model_class.from_pretrained(folder, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        pretrained = True
+    elif name in registry.entries():
+        registry.random_init_warning(name)
+        model = model_class.from_config(_with_labels(config, answer, num_labels))
+        fallback = registry.weights_folder(FALLBACK_TOKENIZER_MODEL)
+        tokenizer = AutoTokenizer.from_pretrained(fallback)
+        pretrained = False
+    else:
+        model = registry.from_hub(name, model_class.from_pretrained)
+        tokenizer = registry.from_hub(name, AutoTokenizer.from_pretrained)
+        pretrained = True
+    _ensure_pad_token(tokenizer, model)
+    return LoadedModel(model, tokenizer, answer, pretrained)
+
+
+def meta_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> nn.Module:
+    """The model's exact structure on the meta device: no weights loaded, no memory used."""
+    config = registry.shape_config(name)
+    answer = answer_for(config, task_kind)
+    with torch.device("meta"):
+        return _CLASSES[answer].from_config(_with_labels(config, answer, num_labels))
+
+
+def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: nn.Module) -> None:
+    """Decoders such as GPT-2 ship without a pad token; batching needs one."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id

@@ -1,0 +1,97 @@
+"""The study spec: grids, normalised trial configs, stable ids, and validation errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from petscale.errors import UserError
+from petscale.study.spec import CONFIG_KEYS, expand, geom, parse_spec, trial_id
+
+BASE = {"models": ["m"], "tasks": ["t"], "methods": {"lora": {}}}
+
+
+def fake_count(model: str, method: str) -> dict:
+    return {"trainable_params": {"lora": 73_728}[method]}
+
+
+def spec(**changes):
+    return parse_spec({**BASE, **changes})
+
+
+def test_geom_grid_is_integer_geometric_inclusive_and_deduplicated():
+    grid = geom(100, 1_000_000, 13)
+    assert grid[0] == 100 and grid[-1] == 1_000_000 and len(grid) == 13
+    assert all(isinstance(b, int) for b in grid)
+    assert grid == sorted(grid)
+    assert geom(1, 3, 10) == [1, 2, 3]  # rounding collisions are merged
+
+
+def test_expand_normalises_budgets_and_lr():
+    s = spec(
+        methods={"full": {}, "lora": {"rank": 8}, "apet": {"pattern": "adjacent"}, "adapter": None},
+        budgets=["default", {"match": "lora"}, 500],
+        seeds=[0, 1],
+        lr={"lora": "5e-4"},  # PyYAML reads 5e-4 as a string
+    )
+    configs = expand(s, count=fake_count)
+    assert all(list(c) == list(CONFIG_KEYS) for c in configs)
+    by_method: dict[str, list[dict]] = {}
+    for c in configs:
+        by_method.setdefault(c["method"], []).append(c["options"])
+    assert by_method["full"] == [{}, {}]  # budgets do not apply to full: one per seed
+    # lora matched to lora is its default, so it collapses into the default trial
+    assert by_method["lora"] == [{"rank": 8}] * 2 + [{"rank": 8, "budget": 500}] * 2
+    assert {"pattern": "adjacent", "match": "lora"} in by_method["apet"]  # apet resolves it
+    assert {"budget": 73_728} in by_method["adapter"]  # others get the count
+    assert {c["lr"] for c in configs if c["method"] == "lora"} == {5e-4}
+    assert {c["lr"] for c in configs if c["method"] != "lora"} == {None}
+    assert len({trial_id(c) for c in configs}) == len(configs)
+
+
+def test_trial_id_is_stable_and_order_free():
+    config = expand(spec())[0]
+    assert trial_id(config) == trial_id(dict(reversed(list(config.items()))))
+    assert len(trial_id(config)) == 16
+    assert trial_id(config) != trial_id({**config, "seed": 1})
+
+
+def test_methods_as_a_list_allow_one_method_twice():
+    s = spec(methods=["lora", {"apet": {"pattern": "adjacent"}}, {"apet": {"pattern": "discrete"}}])
+    assert [m.name for m in s.methods] == ["lora", "apet", "apet"]
+    per_method = spec(methods={"bitfit": {"budgets": ["default"]}, "lora": {}}, budgets=[10, 20])
+    assert [c["options"] for c in expand(per_method)] == [{}, {"budget": 10}, {"budget": 20}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"budget": [10]}, "unknown key 'budget'; did you mean 'budgets'?"),
+        ({"methods": {"lorra": {}}}, "unknown method 'lorra'; did you mean 'lora'?"),
+        ({"budgets": [0]}, "budgets[0]: 0 is too small; use a number >= 1"),
+        ({"budgets": [-5]}, "budgets[0]: -5 is too small"),
+        ({"budgets": []}, "budgets: the list is empty"),
+        ({"budgets": [{"geom": [100, 1000, 0]}]}, "an empty grid"),
+        ({"budgets": [{"geom": [1000, 100, 3]}]}, "budgets[0].geom[1] (high)"),
+        ({"budgets": [{"match": "apet"}]}, "apet has no default budget"),
+        ({"models": []}, "models: the list is empty"),
+        ({"steps": "many"}, "steps: expected a number, got 'many'"),
+        ({"steps": 2.5}, "steps: expected a whole number"),
+        ({"seeds": [True]}, "seeds[0]: expected a number"),
+        ({"lr": 0}, "lr: the learning rate must be > 0"),
+        ({"lr": {"lora": -1}}, "lr.lora: the learning rate must be > 0"),
+        ({"head": "big"}, "head: expected one of trainable, frozen, label-words"),
+        ({"methods": {"lora": {"budget": 5}}}, "methods.lora.budget: set budgets with 'budgets'"),
+        ({"methods": {"full": {"budgets": [5]}}}, "full fine-tuning has no budget"),
+        ({"methods": {"lora": [1]}}, "methods.lora: options must be a map"),
+    ],
+)
+def test_bad_specs_name_the_key_and_the_fix(changes, message):
+    with pytest.raises(UserError) as error:
+        spec(**changes)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_required_key():
+    with pytest.raises(UserError, match="missing key 'tasks'"):
+        parse_spec({"models": ["m"], "methods": ["lora"]})

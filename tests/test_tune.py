@@ -1,0 +1,98 @@
+"""End to end: tune a tiny model on a toy task, through the API and the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import petscale
+from petscale.cli import main
+
+FAST = {"steps": 60, "batch_size": 16, "lr": 1e-3, "max_length": 32}
+
+
+def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "argv", ["petscale", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    return exit_.value.code
+
+
+def test_tune_reports_every_field_and_learns(tiny_bert: Path, toy_task: Path) -> None:
+    result = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="lora", **FAST)
+    for key in (
+        "model", "task", "method", "options", "trainable_params", "head_params",
+        "total_params", "steps", "metric", "dev_score", "test_score", "curve", "seconds",
+        "peak_memory_mb",
+    ):  # fmt: skip
+        assert key in result
+    # rank 8 on q and v of 2 layers of width 32: 2 layers x 2 modules x 8 x (32 + 32)
+    assert result["trainable_params"] == 2 * 2 * 8 * 64
+    assert result["head_params"] == 32 * 2 + 2
+    assert result["steps"] == 60 and result["curve"][-1] == [60, result["dev_score"]]
+
+
+def test_same_seed_same_result_other_seed_differs(tiny_bert: Path, toy_task: Path) -> None:
+    first = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="full", **FAST)
+    again = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="full", **FAST)
+    other = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="full", seed=1, **FAST)
+    assert first["dev_score"] == again["dev_score"]
+    assert first["trainable_params"] == other["trainable_params"]
+    assert first["dev_score"] > 0.75  # full fine-tuning solves the toy task
+
+
+def test_saved_run_loads_with_the_same_predictions(
+    tiny_bert: Path, toy_task: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    petscale.tune(model=str(tiny_bert), task=str(toy_task), method="lora", out=out, **FAST)
+    assert {"delta.safetensors", "delta.json", "trial.json", "metrics.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    model, tokenizer = petscale.load(out)
+    again, _ = petscale.load(out)
+    batch = tokenizer(["the movie was good", "a bad plot"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**batch).logits
+        assert torch.equal(logits, again(**batch).logits)
+    base, _ = petscale.load(out)
+    petscale.api.attach  # the API names exist
+    assert not torch.equal(logits, torch.zeros_like(logits))
+    assert base.training is False
+
+
+def test_cli_json_is_one_object_on_stdout(
+    tiny_bert: Path, toy_task: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["tune", "--model", str(tiny_bert), "--task", str(toy_task), "--steps", "5"]
+    assert run_cli([*args, "--max-length", "32", "--json"], monkeypatch) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "lora" and result["steps"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tune", "--model", "no-such-model"], "no-such-model"),
+        (["tune", "--task", "no_such_task"], "no_such_task"),
+        (["tune", "--method", "magic"], "unknown method 'magic'"),
+        (["tune", "--rank", "0"], "--rank must be positive"),
+        (["tune", "--steps", "-3"], "--steps must be positive"),
+        (["count", "--method", "lora", "--length", "5"], "--length does not apply"),
+        (["tune", "--steps", "many"], "many"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    assert run_cli(args, monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.startswith("error: ") and "\n" not in err
+    assert "Traceback" not in err

@@ -1,0 +1,112 @@
+"""Tiny randomly initialised models of every supported family (hidden 32, 2 layers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+)
+
+VOCAB = 96
+HIDDEN = 32
+FFN = 64
+LAYERS = 2
+LABELS = 3
+
+CONFIGS: dict[str, dict] = {
+    "bert": dict(
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=FFN,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+    ),
+    "roberta": dict(
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=FFN,
+        max_position_embeddings=66,
+        pad_token_id=1,
+        type_vocab_size=1,
+    ),
+    "mpnet": dict(
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=FFN,
+        max_position_embeddings=66,
+        pad_token_id=1,
+    ),
+    "t5": dict(
+        d_model=HIDDEN,
+        d_ff=FFN,
+        d_kv=8,
+        num_heads=4,
+        num_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        relative_attention_num_buckets=8,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    ),
+    "gpt2": dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=2, n_positions=64, pad_token_id=0),
+    "bloom": dict(hidden_size=HIDDEN, n_layer=LAYERS, n_head=2, pad_token_id=0),
+}
+
+FAMILIES = tuple(CONFIGS)
+ENCODERS = ("bert", "roberta", "mpnet")
+
+
+def config(family: str, **extra: object) -> PretrainedConfig:
+    return AutoConfig.for_model(family, vocab_size=VOCAB, **{**CONFIGS[family], **extra})
+
+
+def model(family: str, head: str = "classify", seed: int = 0, **extra: object) -> nn.Module:
+    """``head``: classify (sequence classification) or lm (T5 seq2seq / decoder causal LM)."""
+    torch.manual_seed(seed)
+    cfg = config(family, num_labels=LABELS, **extra)
+    if head == "classify":
+        built = AutoModelForSequenceClassification.from_config(cfg)
+    elif family == "t5":
+        built = AutoModelForSeq2SeqLM.from_config(cfg)
+    else:
+        built = AutoModelForCausalLM.from_config(cfg)
+    return built.eval()
+
+
+def variants() -> list[tuple[str, str]]:
+    """Every (family, head) pair the methods must support."""
+    out = [(f, "classify") for f in FAMILIES]
+    return out + [(f, "lm") for f in ("t5", "gpt2", "bloom")]
+
+
+def batch(family: str, length: int = 7, size: int = 2, seed: int = 1) -> dict[str, torch.Tensor]:
+    """Inputs with right padding on the second row (ids avoid the special ids 0..2)."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, VOCAB, (size, length), generator=generator)
+    mask = torch.ones(size, length, dtype=torch.long)
+    if size > 1:
+        mask[1, length - 2 :] = 0
+        ids[1, length - 2 :] = CONFIGS[family].get("pad_token_id", 0)
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if family == "bert":
+        inputs["token_type_ids"] = torch.zeros_like(ids)
+    return inputs
+
+
+def run(net: nn.Module, family: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's logits (T5 seq2seq gets decoder inputs of its own)."""
+    extra = {}
+    if net.config.model_type == "t5" and not hasattr(net, "classification_head"):
+        extra["decoder_input_ids"] = inputs["input_ids"][:, :4]
+    with torch.no_grad():
+        return net(**inputs, **extra).logits
