@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from petscale.answers.base import Answerer, Features
@@ -100,13 +103,19 @@ def train(
     train_features: list[Features],
     evaluate_dev: Evaluate,
     config: TrainConfig,
-    device: torch.device,
+    accelerator: Accelerator,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``params`` (and nothing else) for ``config.steps`` steps."""
+    """Train ``params`` (and nothing else) for ``config.steps`` steps.
+
+    ``accelerator`` places the model and batches and applies mixed precision, so the same loop
+    runs on a CPU, one GPU or several.
+    """
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    device = accelerator.device
     order = batches(
         len(train_features), config.batch_size, torch.Generator().manual_seed(config.seed)
     )
@@ -115,15 +124,16 @@ def train(
     model.train()
     start = time.perf_counter()
     train_seconds = 0.0
-    with _progress_bar(progress, config.steps) as bar:
+    with _progress_bar(progress) as bar:
         task = bar.add_task("training", total=config.steps, loss=math.nan, dev=math.nan)
         for step in range(1, config.steps + 1):
             step_start = time.perf_counter()
             batch = to_device(answerer.collate([train_features[i] for i in next(order)]), device)
-            loss = answerer.loss(model, batch)
-            loss.backward()
+            with accelerator.autocast():
+                loss = answerer.loss(model, batch)
+            accelerator.backward(loss)
             if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -145,9 +155,7 @@ def _eval_steps(config: TrainConfig) -> set[int]:
     return steps
 
 
-def _progress_bar(enabled: bool, total: int):  # noqa: ANN202 - a rich Progress context
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
+def _progress_bar(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -156,14 +164,8 @@ def _progress_bar(enabled: bool, total: int):  # noqa: ANN202 - a rich Progress 
         TimeRemainingColumn(),
         disable=not enabled,
         transient=True,
-        console=_stderr_console(),
+        console=Console(file=sys.stderr),
     )
-
-
-def _stderr_console():  # noqa: ANN202
-    from rich.console import Console
-
-    return Console(file=sys.stderr)
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from torch import nn
 
 from petscale.answers import answerer_for
@@ -37,9 +38,14 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "lr": None,  # None: the method's default learning rate
     "max_length": 128,
+    "max_new_tokens": 64,  # generation tasks: the longest answer trained on and generated
+    "eval_batch_size": 32,
     "eval_every": 0,  # 0: evaluate at the end only
     "seed": 0,
+    "precision": "no",  # mixed precision: no, bf16 or fp16 (fp16 needs a GPU)
 }
+
+PRECISIONS = ("no", "bf16", "fp16")
 
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
@@ -51,18 +57,16 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
     for key in ("options", "task_options"):
         out[key] = {k: v for k, v in dict(out[key]).items() if v is not None}
     get_method(out["method"])
-    for key in ("steps", "batch_size", "max_length"):
+    for key in ("steps", "batch_size", "max_length", "max_new_tokens", "eval_batch_size"):
         if out[key] is not None and int(out[key]) <= 0:
             raise UserError(f"--{key.replace('_', '-')} must be positive, got {out[key]}")
     if out["eval_every"] < 0:
         raise UserError(f"--eval-every must be >= 0, got {out['eval_every']}")
+    if out["precision"] not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if out["lr"] is not None and not out["lr"] > 0:
         raise UserError(f"--lr must be positive, got {out['lr']}")
     return out
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_trial(
@@ -71,7 +75,8 @@ def run_trial(
     """Train and evaluate one configuration; write the trained delta to ``out`` if given."""
     cfg = normalize(config)
     started = time.perf_counter()
-    device = default_device()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg["precision"])
+    device = accelerator.device
     task = get_task(cfg["task"], **cfg["task_options"])
     spec = task.spec
     splits = task.splits()
@@ -86,12 +91,20 @@ def run_trial(
     head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
 
-    answerer = answerer_for(loaded.answer, spec, loaded.tokenizer, cfg["max_length"])
+    answerer = answerer_for(
+        loaded.answer,
+        spec,
+        loaded.tokenizer,
+        cfg["max_length"],
+        max_new_tokens=cfg["max_new_tokens"],
+    )
     features = encode_splits(answerer, loaded.tokenizer, splits)
 
     def score(split: str) -> float:
         refs = [answerer.reference(ex) for ex in splits[split]]
-        return evaluate(model, answerer, features[split], refs, spec.metric, 128, device)
+        return evaluate(
+            model, answerer, features[split], refs, spec.metric, cfg["eval_batch_size"], device
+        )
 
     steps = cfg["steps"] or math.ceil(len(features["train"]) / cfg["batch_size"])
     lr = cfg["lr"] or type(delta.config).default_lr
@@ -109,7 +122,7 @@ def run_trial(
         features["train"],
         lambda: score("dev"),
         train_config,
-        device,
+        accelerator,
         progress,
     )
     test_score = score("test") if features.get("test") else None

@@ -8,7 +8,8 @@ Generation: greedy decoding from the prompt.
 Sequences are right-padded for the loss and for scoring, so every real token keeps the
 position it would have alone (GPT-2's learned positions, BLOOM's ALiBi from the mask); they are
 left-padded only for ``generate``, which derives positions from the attention mask itself.
-The LM head runs on the answer's positions alone, never on the whole (batch x length x vocab).
+Scoring runs the LM head on the answer's positions alone, never on the whole
+(batch x length x vocab), which for BLOOM's 250k vocabulary would dwarf the model's activations.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from petscale.answers.base import Batch, Features
-from petscale.answers.words import IGNORE, WordAnswerer, mask, pad
+from petscale.answers.base import Batch, Features, pad_batch
+from petscale.answers.words import IGNORE, WordAnswerer, unwrap
 
 
 class CausalAnswerer(WordAnswerer):
@@ -29,23 +30,29 @@ class CausalAnswerer(WordAnswerer):
     words_end = False
 
     def collate(self, features: list[Features]) -> Batch:
-        prompts = [f["input_ids"] for f in features]
-        sequences = [f["input_ids"] + f["target_ids"] for f in features]
-        labels = [[IGNORE] * len(f["input_ids"]) + f["target_ids"] for f in features]
-        return {
-            "input_ids": pad(sequences, self.pad_id),
-            "attention_mask": mask(sequences),
-            "labels": pad(labels, IGNORE),
-            "prompt_ids": pad(prompts, self.pad_id),
-            "prompt_mask": mask(prompts),
-        }
+        rows = []
+        for f in features:
+            prompt, target = f["input_ids"], f["target_ids"]
+            rows.append(
+                {
+                    "input_ids": prompt + target,
+                    "attention_mask": [1] * (len(prompt) + len(target)),
+                    "labels": [IGNORE] * len(prompt) + target,
+                    "prompt_ids": prompt,  # alone, for scoring label words and generating
+                    "prompt_mask": [1] * len(prompt),
+                }
+            )
+        pad_values = {"input_ids": self.pad_id, "prompt_ids": self.pad_id, "labels": IGNORE}
+        return pad_batch(rows, pad_values)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        inputs = batch["input_ids"], batch["attention_mask"], batch["labels"]
-        logp, _ = answer_logprobs(model, *inputs)
-        return -logp.mean()  # the mean over the batch's answer tokens, as transformers' loss
+        # transformers' loss: the mean over the answer tokens. Called through the model itself,
+        # so that a wrapper (DDP, mixed precision) sees the forward pass.
+        keys = ("input_ids", "attention_mask", "labels")
+        return model(**{key: batch[key] for key in keys}).loss
 
     def predict(self, model: nn.Module, batch: Batch) -> list[Any]:
+        model = unwrap(model)
         if self.classify:
             return self.scores(model, batch).argmax(-1).tolist()
         prompts, prompt_mask = left_align(batch["prompt_ids"], batch["prompt_mask"])

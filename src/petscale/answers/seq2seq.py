@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from petscale.answers.base import Batch, Features
-from petscale.answers.words import IGNORE, WordAnswerer, mask, pad
+from petscale.answers.base import Batch, Features, pad_batch
+from petscale.answers.words import IGNORE, WordAnswerer, unwrap
 
 
 class Seq2SeqAnswerer(WordAnswerer):
@@ -22,18 +22,21 @@ class Seq2SeqAnswerer(WordAnswerer):
     words_end = True
 
     def collate(self, features: list[Features]) -> Batch:
-        sources = [f["input_ids"] for f in features]
-        return {
-            "input_ids": pad(sources, self.pad_id),
-            "attention_mask": mask(sources),
-            "labels": pad([f["target_ids"] for f in features], IGNORE),
-        }
+        rows = [
+            {
+                "input_ids": f["input_ids"],
+                "attention_mask": [1] * len(f["input_ids"]),
+                "labels": f["target_ids"],
+            }
+            for f in features
+        ]
+        return pad_batch(rows, {"input_ids": self.pad_id, "labels": IGNORE})
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(**batch).loss  # T5 builds the decoder inputs by shifting the labels
 
     def predict(self, model: nn.Module, batch: Batch) -> list[Any]:
-        generated = model.generate(
+        generated = unwrap(model).generate(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             **self.generation_options(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from petscale.answers.base import Features
@@ -121,14 +122,6 @@ def _prefix_clash(ids: list[list[int]]) -> bool:
     return any(a != b and b[: len(a)] == a for a in ids for b in ids)
 
 
-def pad(rows: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
-    """Rows of ids as one tensor, padded with ``value`` on the right (or left)."""
-    width = max(map(len, rows))
-    filler = [[value] * (width - len(row)) for row in rows]
-    if left:
-        return torch.tensor([f + row for f, row in zip(filler, rows, strict=True)])
-    return torch.tensor([row + f for f, row in zip(filler, rows, strict=True)])
-
-
-def mask(rows: list[list[int]], left: bool = False) -> torch.Tensor:
-    return pad([[1] * len(row) for row in rows], 0, left)
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (which has no ``generate``)."""
+    return getattr(model, "module", model)

@@ -20,9 +20,11 @@ Json = Annotated[
 _T = "Task data"
 DataDir = Annotated[
     str | None,
-    typer.Option(help="Local copy of a hub task: save_to_disk folder or files.", rich_help_panel=_T),
+    typer.Option(help="A hub task's local copy: save_to_disk folder or files.", rich_help_panel=_T),
 ]
-TextField = Annotated[str | None, typer.Option(help="Text column of your file.", rich_help_panel=_T)]
+TextField = Annotated[
+    str | None, typer.Option(help="Text column of your file.", rich_help_panel=_T)
+]
 TextPairField = Annotated[
     str | None, typer.Option(help="Second text column (pair tasks).", rich_help_panel=_T)
 ]

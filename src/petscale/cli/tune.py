@@ -32,6 +32,13 @@ def tune(
         str, typer.Option(help="Classification head: trainable, frozen, label-words.")
     ] = "trainable",
     seed: Annotated[int, typer.Option(help="Seed for data order, initialisation and masks.")] = 0,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Generation tasks: the longest answer, in tokens.")
+    ] = 64,
+    eval_batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 32,
+    precision: Annotated[
+        str, typer.Option(help="Mixed precision via accelerate: no, bf16 or fp16 (GPU).")
+    ] = "no",
     out: Annotated[
         Path | None, typer.Option(help="Write the trained delta, config and metrics here.")
     ] = None,
@@ -58,6 +65,9 @@ def tune(
         eval_every=eval_every,
         head=head,
         seed=seed,
+        precision=precision,
+        max_new_tokens=max_new_tokens,
+        eval_batch_size=eval_batch_size,
         data_dir=data_dir,
         text_field=text_field,
         text_pair_field=text_pair_field,
