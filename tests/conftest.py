@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from petscale.zoo import assets
 
+# Tests never reach a hub: say so, instead of waiting on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # Tiny models gain nothing from threads, and on a loaded shared machine threads cost a lot.
 torch.set_num_threads(1)
 

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from petscale.errors import UserError
 from petscale.study.export import export as export_table
 from petscale.study.runners import Events, run_study
-from petscale.study.spec import expand, load_spec
+from petscale.study.spec import check_names, expand, load_spec
 from petscale.study.store import Store
 from petscale.study.worker import DEFAULT_TRIAL, Outcome
 
@@ -47,7 +47,10 @@ def run(
 ) -> None:
     """Run every trial of SPEC not yet done; a rerun resumes where the last one stopped."""
     with _user_errors():
-        configs = expand(load_spec(spec))
+        grid = load_spec(spec)
+        if trial == DEFAULT_TRIAL:
+            check_names(grid)
+        configs = expand(grid)
         folder = out or _default_folder(spec)
         with _ProgressEvents(len(configs)) as events:
             counts = run_study(

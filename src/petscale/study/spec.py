@@ -43,9 +43,9 @@ from typing import Any
 import yaml
 
 from petscale.errors import UserError
+from petscale.heads import HEAD_MODES as HEADS
+from petscale.methods import METHODS
 
-METHODS = ("full", "lora", "prompt", "bitfit", "adapter", "apet")
-HEADS = ("trainable", "frozen", "label-words")
 CONFIG_KEYS = (
     "model",
     "task",
@@ -371,3 +371,14 @@ def _head(value: Any) -> str:
     if value not in HEADS:
         raise UserError(f"head: expected one of {', '.join(HEADS)}, got {value!r}")
     return value
+
+
+def check_names(spec: Spec) -> None:
+    """Every model and task of the grid exists here, before any trial runs."""
+    from petscale.tasks import get_task
+    from petscale.zoo.registry import shape_config
+
+    for model in spec.models:
+        shape_config(model)
+    for task in spec.tasks:
+        get_task(task)

@@ -7,20 +7,17 @@ tried when it answers within a few seconds, so an offline machine gets one clear
 
 from __future__ import annotations
 
-import functools
 import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlparse
 
 from petscale.errors import UserError
+from petscale.hub import offline_reason
 from petscale.tasks.base import Example, Splits, Task, TaskSpec
 from petscale.tasks.build import carve_dev
 from petscale.tasks.files import SUFFIXES, read_table
 
-PROBE_SECONDS = 3.0
 DATA_DIR_ENV = "PETSCALE_DATA_DIR"  # the default --data-dir
 
 
@@ -293,25 +290,6 @@ def _load_local(
     return {split: examples for split, examples in splits.items() if examples}
 
 
-def _offline_reason() -> str | None:
-    for name in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
-        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
-            return f"{name} is set"
-    return _probe_hub()
-
-
-@functools.cache
-def _probe_hub() -> str | None:
-    """None if the hub's host accepts a connection within a few seconds, else why not."""
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname or "", port), timeout=PROBE_SECONDS).close()
-    except OSError as error:
-        return f"{url.hostname} unreachable: {error.strerror or error}"
-    return None
-
-
 def _no_data_message(source: HubSource, why: str) -> str:
     columns = ", ".join((*source.spec.input_fields, source.target))
     return (
@@ -365,13 +343,13 @@ def hub_task(
     def availability() -> str | None:
         if folder is not None:
             return None
-        why = _offline_reason()
+        why = offline_reason()
         return _no_data_message(source, why) if why else None
 
     def load() -> Splits:
         if folder is not None:
             return _load_local(source, folder, columns, seed, encoding)
-        why = _offline_reason()
+        why = offline_reason()
         if why:
             raise UserError(_no_data_message(source, why))
         return _load_hub(source, columns, seed)

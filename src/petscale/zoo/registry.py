@@ -11,7 +11,6 @@ Three kinds of source:
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import TypeVar
 from transformers import AutoConfig, PretrainedConfig
 
 from petscale.errors import UserError
+from petscale.hub import offline_reason
 
 T = TypeVar("T")
 
@@ -131,7 +131,7 @@ def load_config(name: str) -> PretrainedConfig:
 
 
 def from_hub(name: str, loader: Callable[[str], T]) -> T:
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if offline_reason() is not None:
         raise _unreachable(name)
     try:
         return loader(name)
