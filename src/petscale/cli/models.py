@@ -18,7 +18,7 @@ def models(json_output: o.Json = False) -> None:
     if json_output:
         print(json.dumps(rows))
         return
-    table = Table("name", "family", "layers", "hidden", "parameters", "weights here", "source")
+    table = Table("name", "family", "layers", "hidden", "parameters", "pretrained weights")
     for row in rows:
         table.add_row(
             row["name"],
@@ -26,11 +26,12 @@ def models(json_output: o.Json = False) -> None:
             str(row["layers"]),
             str(row["hidden"]),
             f"{row['parameters'] / 1e6:,.1f}M",
-            "yes"
-            if row["installed"]
-            else "no (random init)"
-            if row["source"] == "config"
-            else "no",
-            row["hub_id"],
+            "yes" if row["installed"] else _missing(row["source"]),
         )
     Console().print(table)
+
+
+def _missing(source: str) -> str:
+    if source == "config":
+        return "no: config only (random init)"
+    return "no: package not installed"

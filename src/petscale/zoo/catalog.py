@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 from petscale.zoo import registry
+from petscale.zoo.loader import family_kind
+
+_LM = {"encoder-decoder": AutoModelForSeq2SeqLM, "decoder": AutoModelForCausalLM}
 
 
 def _dims(config: Any) -> tuple[int, int]:
@@ -23,8 +26,10 @@ def catalog() -> list[dict[str, Any]]:
     for entry in registry.entries().values():
         installed = entry.source == "package" and assets.is_available(entry.name)
         config = registry.shape_config(entry.name)
+        # Encoders count their backbone; T5 and decoders their whole language model.
+        model_class = AutoModel if family_kind(config) == "encoder" else _LM[family_kind(config)]
         with torch.device("meta"):
-            backbone = AutoModel.from_config(config)
+            backbone = model_class.from_config(config)
         layers, hidden = _dims(config)
         rows.append(
             {
