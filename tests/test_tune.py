@@ -96,3 +96,20 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip()
     assert message in err and err.startswith("error: ") and "\n" not in err
     assert "Traceback" not in err
+
+
+def test_apet_placement_follows_the_trial_seed(tiny_bert: Path, toy_task: Path) -> None:
+    runs = [
+        petscale.tune(
+            model=str(tiny_bert),
+            task=str(toy_task),
+            method="apet",
+            budget=500,
+            seed=s,
+            steps=2,
+            max_length=32,
+        )  # fmt: skip
+        for s in (0, 1)
+    ]
+    assert [r["options"]["seed"] for r in runs] == [0, 1]
+    assert all(r["trainable_params"] == 500 and r["schedule"] == "constant" for r in runs)

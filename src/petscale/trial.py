@@ -3,6 +3,7 @@ batch size, max length, eval cadence, seed) -> scores, counts and costs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -20,7 +21,7 @@ from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
 from petscale.methods import Delta, get_method
 from petscale.tasks import DEFAULT_TASK, get_task
-from petscale.train import TrainConfig, evaluate, peak_memory_mb, train
+from petscale.train import SCHEDULES, TrainConfig, evaluate, peak_memory_mb, train
 from petscale.zoo.loader import load_model
 from petscale.zoo.registry import DEFAULT_MODEL
 from petscale.zoo.structure import structure_of
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": None,  # None: one epoch of the training split
     "batch_size": 32,
     "lr": None,  # None: the method's default learning rate
+    "schedule": None,  # None: the method's default (linear decay; constant for apet)
     "max_length": 128,
     "max_new_tokens": 64,  # generation tasks: the longest answer trained on and generated
     "eval_batch_size": 32,
@@ -62,11 +64,22 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
             raise UserError(f"--{key.replace('_', '-')} must be positive, got {out[key]}")
     if out["eval_every"] < 0:
         raise UserError(f"--eval-every must be >= 0, got {out['eval_every']}")
+    if out["schedule"] not in (None, *SCHEDULES):
+        raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
     if out["precision"] not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if out["lr"] is not None and not out["lr"] > 0:
         raise UserError(f"--lr must be positive, got {out['lr']}")
     return out
+
+
+def method_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The method's options; a method with its own ``seed`` (APET's placement) gets the trial's."""
+    options = dict(cfg["options"])
+    fields = {f.name for f in dataclasses.fields(get_method(cfg["method"]).config_class)}
+    if "seed" in fields:
+        options.setdefault("seed", cfg["seed"])
+    return options
 
 
 def run_trial(
@@ -85,7 +98,7 @@ def run_trial(
     model = loaded.model
     structure = structure_of(model)
     total_params = sum(p.numel() for p in model.parameters())
-    delta = attach_method(model, cfg["method"], cfg["options"], structure)
+    delta = attach_method(model, cfg["method"], method_options(cfg), structure)
     configure_head(model, structure, cfg["head"], cfg["seed"])
     model.to(device)
     head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
@@ -112,6 +125,7 @@ def run_trial(
         steps=steps,
         batch_size=cfg["batch_size"],
         lr=lr,
+        schedule=cfg["schedule"] or type(delta.config).default_schedule,
         eval_every=cfg["eval_every"],
         seed=cfg["seed"],
     )
@@ -139,6 +153,7 @@ def run_trial(
         "steps": steps,
         "batch_size": cfg["batch_size"],
         "lr": lr,
+        "schedule": train_config.schedule,
         "seed": cfg["seed"],
         "metric": spec.metric,
         "random_guess": spec.random_guess(),

@@ -32,6 +32,9 @@ def tune(
         str, typer.Option(help="Classification head: trainable, frozen, label-words.")
     ] = "trainable",
     seed: Annotated[int, typer.Option(help="Seed for data order, initialisation and masks.")] = 0,
+    schedule: Annotated[
+        str | None, typer.Option(help="After warmup: linear or constant (default: the method's).")
+    ] = None,
     max_new_tokens: Annotated[
         int, typer.Option(help="Generation tasks: the longest answer, in tokens.")
     ] = 64,
@@ -66,6 +69,7 @@ def tune(
         head=head,
         seed=seed,
         precision=precision,
+        schedule=schedule,
         max_new_tokens=max_new_tokens,
         eval_batch_size=eval_batch_size,
         data_dir=data_dir,

@@ -30,6 +30,8 @@ class MethodConfig:
     default_lr: ClassVar[float] = 1e-3
     #: whether the method's delta folds into the base weights
     mergeable: ClassVar[bool] = False
+    #: learning-rate schedule after warmup when the user gives none (train.SCHEDULES)
+    default_schedule: ClassVar[str] = "linear"
 
     def validate(self) -> None:
         """Raise UserError for an impossible option; subclasses extend."""
@@ -180,4 +182,3 @@ def new_tensor(like: torch.Tensor, *shape: int, zeros: bool = False) -> torch.Te
     """An uninitialised (or zero) tensor on ``like``'s device and dtype (meta stays meta)."""
     make = torch.zeros if zeros else torch.empty
     return make(*shape, device=like.device, dtype=like.dtype)
-

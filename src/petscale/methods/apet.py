@@ -1,0 +1,252 @@
+"""APET (Su et al. 2023): exactly K trainable entries of arbitrary structure.
+
+Options: ``budget`` K (or ``match``: K = that method's default count on the model; neither:
+LoRA's), ``pattern`` adjacent|discrete, ``op`` add|plug|concat, ``granularity`` element|tensor,
+``targets`` and ``seed``. Placement rules are in :mod:`petscale.methods.apet_placement`, the
+plug/concat modules in :mod:`petscale.methods.apet_ops`, storage and forward in
+:mod:`petscale.methods.sparse`; ``docs/APET.md`` describes all of it.
+
+Each trained tensor is stored as a 1-D vector of values (the only Parameters) plus sorted
+flat indices (a buffer). The indices are a pure function of the config; they are saved beside
+the values as a check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from petscale.errors import UserError
+from petscale.methods import METHODS, make_config
+from petscale.methods.apet_ops import (
+    Plug,
+    Plugged,
+    SoftPrompt,
+    initial_prompt,
+    insert_prompt,
+    plug_width,
+    prompt_length,
+)
+from petscale.methods.apet_placement import (
+    GRANULARITIES,
+    PATTERNS,
+    draw,
+    element_shares,
+    generator,
+    tensor_shares,
+)
+from petscale.methods.base import Delta, MethodConfig, freeze, positive, replace_module
+from petscale.methods.sparse import SparseLinear, index_dtype, runs
+from petscale.methods.targets import linear_targets
+from petscale.zoo.structure import Structure, in_out_features
+
+OPS = ("add", "plug", "concat")
+#: Default targets of ``add``: every self-attention and feed-forward matrix.
+ADD_TARGETS = "q,k,v,attn_out,ffn_in,ffn_out"
+#: Default positions of ``plug``: where the study's adapters sit.
+PLUG_TARGETS = "attn_out,ffn_out"
+VALUES, INDICES = "apet_values", "apet_indices"
+
+
+@dataclass
+class ApetConfig(MethodConfig):
+    budget: int | None = None  # exact K; None: the budget of ``match``
+    match: str | None = None  # None (and no budget): LoRA's default budget
+    pattern: str = "discrete"
+    op: str = "add"
+    granularity: str = "element"
+    targets: str | None = None  # None: the op's default (ADD_TARGETS, PLUG_TARGETS)
+    seed: int = 0
+
+    size_option: ClassVar[str | None] = None  # the budget is native
+    default_lr: ClassVar[float] = 1e-3
+    default_schedule: ClassVar[str] = "constant"  # as the study's published APET runs
+    mergeable: ClassVar[bool] = True  # op add only; plug and concat refuse to merge
+
+    def validate(self) -> None:
+        positive("budget", self.budget)
+        if self.budget is not None and self.match is not None:
+            raise UserError("give either --budget or --match for apet, not both")
+        if self.match is not None and (self.match not in METHODS or self.match == "apet"):
+            known = ", ".join(m for m in METHODS if m != "apet")
+            raise UserError(f"--match {self.match!r} is not a method to match; choose: {known}")
+        for name, value, allowed in (
+            ("pattern", self.pattern, PATTERNS),
+            ("op", self.op, OPS),
+            ("granularity", self.granularity, GRANULARITIES),
+        ):
+            if value not in allowed:
+                raise UserError(f"--{name} {value!r}: choose one of {', '.join(allowed)}")
+        if self.op == "concat" and self.targets is not None:
+            raise UserError("--targets does not apply to apet --op concat (soft tokens)")
+
+
+class ApetDelta(Delta):
+    """K values at K positions of some tensors; ``sites`` maps tensor name -> sparse module."""
+
+    def __init__(self, model: nn.Module, structure: Structure, config: ApetConfig, budget: int):
+        super().__init__(model, structure, "apet", config)
+        self.budget = budget  # requested; trainable_params is what was reached
+        self.sites: dict[str, SparseLinear | SoftPrompt] = {}
+
+    def parameters(self) -> dict[str, nn.Parameter]:
+        return {f"{name}.{VALUES}": site.values for name, site in self.sites.items()}
+
+    def indices(self) -> dict[str, torch.Tensor]:
+        return {name: site.indices for name, site in self.sites.items()}
+
+    def runs(self) -> list[tuple[str, int, int]]:
+        """(tensor name, start, length) of every contiguous run of trainable flat positions."""
+        if any(idx.device.type == "meta" for idx in self.indices().values()):
+            raise UserError("runs are not drawn on the meta device; attach to a real model")
+        return [(name, s, n) for name, idx in self.indices().items() for s, n in runs(idx)]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        saved = {f"{name}.{INDICES}": idx.detach().cpu() for name, idx in self.indices().items()}
+        return {**super().state_dict(), **saved}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, idx in self.indices().items():
+            saved = tensors.get(f"{name}.{INDICES}")
+            if saved is not None and not torch.equal(saved.long(), idx.long().cpu()):
+                raise UserError(
+                    f"saved apet positions of {name} differ from this config's: same seed, "
+                    "budget, targets and model are needed"
+                )
+        super().load_state_dict({k: v for k, v in tensors.items() if not k.endswith(INDICES)})
+
+    def _merge(self) -> None:
+        if self.config.op != "add":
+            super()._merge()
+        for site in self.sites.values():
+            site.merge()
+
+    def _unmerge(self) -> None:
+        for site in self.sites.values():
+            site.unmerge()
+
+
+def resolve_budget(model: nn.Module, config: ApetConfig) -> int:
+    """K: ``budget``, else the default count of ``match`` (LoRA when unset) on this model."""
+    if config.budget is not None:
+        return config.budget
+    from petscale.budget import count_method  # budget imports the method registry
+
+    method = config.match or "lora"
+    return count_method(model, method, make_config(method, {}))
+
+
+def place(
+    tensors: dict[str, torch.Tensor], budget: int, config: ApetConfig
+) -> dict[str, torch.Tensor]:
+    """Sorted flat positions per tensor name (only tensors with a share); meta: shapes only."""
+    names = list(tensors)
+    sizes = [tensors[n].numel() for n in names]
+    if budget > sum(sizes):
+        raise UserError(
+            f"the apet budget {budget:,} exceeds the {sum(sizes):,} entries the apet targets hold; "
+            "lower it or widen --targets"
+        )
+    split = element_shares if config.granularity == "element" else tensor_shares
+    shares = split(sizes, budget, config.seed)
+    if not any(shares):
+        raise UserError(
+            f"the apet budget {budget:,} holds no whole target tensor (the smallest has "
+            f"{min(sizes):,} entries); raise it or use --granularity element"
+        )
+    out: dict[str, torch.Tensor] = {}
+    for name, size, share in zip(names, sizes, shares, strict=True):
+        if share == 0:
+            continue
+        weight = tensors[name]
+        if weight.device.type == "meta":
+            idx = torch.empty(share, dtype=index_dtype(size), device="meta")
+        else:
+            idx = draw(size, share, config.pattern, generator(config.seed, name))
+        out[name] = idx.to(index_dtype(size))
+    return out
+
+
+def _attach_add(delta: ApetDelta, targets: str) -> None:
+    model = delta.model
+    modules = linear_targets(model, delta.structure, targets)
+    weights = {f"{name}.weight": model.get_submodule(name).weight for name in modules}
+    for tensor, idx in place(weights, delta.budget, delta.config).items():
+        name = tensor.removesuffix(".weight")
+        base = model.get_submodule(name)
+        delta.sites[tensor] = layer = SparseLinear(base, idx)
+        replace_module(model, name, layer)
+        delta.on_detach(lambda name=name, base=base: replace_module(model, name, base))
+
+
+def _attach_plug(delta: ApetDelta, targets: str) -> None:
+    model, config = delta.model, delta.config
+    modules = linear_targets(model, delta.structure, targets)
+    dims = {name: in_out_features(model.get_submodule(name))[1] for name in modules}
+    width = plug_width(delta.budget, min(dims.values()), len(modules))
+    plugs: dict[str, Plug] = {}
+    for name in modules:
+        like = model.get_submodule(name).weight
+        meta = like.device.type == "meta"
+        gen = None if meta else generator(config.seed, f"{name}.plug")
+        plugs[name] = plug = Plug(dims[name], width, like, gen)
+        base = replace_module(model, name, Plugged(model.get_submodule(name), plug))
+        delta.on_detach(lambda name=name, base=base: replace_module(model, name, base))
+    weights = {
+        f"{name}.plug.{part}.weight": getattr(plug, part).weight
+        for name, plug in plugs.items()
+        for part in ("down", "up")
+    }
+    for tensor, idx in place(weights, delta.budget, config).items():
+        name, part, _ = tensor.rsplit(".", 2)
+        layer = plugs[name.removesuffix(".plug")].sparsify({part: idx})[part]
+        delta.sites[tensor] = layer
+
+
+def _attach_concat(delta: ApetDelta) -> None:
+    model, config = delta.model, delta.config
+    dim = model.get_input_embeddings().weight.shape[1]
+    whole = config.granularity == "tensor"
+    length = prompt_length(delta.budget, dim, whole)
+    if length == 0:
+        raise UserError(
+            f"the apet budget {delta.budget} is below one whole soft token ({dim} entries)"
+        )
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and length >= limit:
+        raise UserError(f"apet concat needs {length} soft tokens; this model holds {limit}")
+    table = model.get_input_embeddings().weight
+    meta = table.device.type == "meta"
+    prompt = initial_prompt(model, length, None if meta else generator(config.seed, "concat"))
+    # With tensor granularity the whole prompt (floor(K / d) tokens) is the one tensor taken.
+    idx = place({"prompt": prompt}, min(delta.budget, prompt.numel()), config)["prompt"]
+    soft = SoftPrompt(prompt, idx)
+    model.add_module("apet_prompt", soft)
+    handles = insert_prompt(model, soft, delta.structure.kind)
+    delta.sites["apet_prompt.prompt"] = soft
+
+    def remove() -> None:
+        for handle in handles:
+            handle.remove()
+        del model.apet_prompt
+
+    delta.on_detach(remove)
+
+
+def attach(model: nn.Module, structure: Structure, config: ApetConfig) -> ApetDelta:
+    config.validate()
+    delta = ApetDelta(model, structure, config, resolve_budget(model, config))
+    freeze(model, delta)
+    if config.op == "add":
+        _attach_add(delta, config.targets or ADD_TARGETS)
+    elif config.op == "plug":
+        _attach_plug(delta, config.targets or PLUG_TARGETS)
+    else:
+        _attach_concat(delta)
+    return delta
+
+
+CONFIG = ApetConfig
