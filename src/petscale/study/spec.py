@@ -157,7 +157,7 @@ def parse_spec(data: Any) -> Spec:
         steps=_int(values["steps"], "steps", 1),
         lr=_lr(values["lr"]),
         batch_size=_int(values["batch_size"], "batch_size", 1),
-        eval_every=_int(values["eval_every"], "eval_every", 1),
+        eval_every=_int(values["eval_every"], "eval_every", 0),
         max_length=_int(values["max_length"], "max_length", 1),
         head=_head(values["head"]),
     )
