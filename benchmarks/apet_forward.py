@@ -1,9 +1,12 @@
 """Forward + backward time of one sparse-delta linear layer, by formulation and trainable share.
 
 Formulations (same layer and input; scattered positions unless said; the values' gradient is
-checked to agree between weight and sampled):
-  weight   petscale's for scattered positions: W_eff = W + scatter(v), one matmul; autograd
-           forms the dense (out x in) weight gradient in backward and gathers the K entries
+checked to agree between weight, entry and sampled):
+  weight   petscale's for scattered positions above ENTRY_SHARE: W_eff = W + scatter(v), one
+           matmul; autograd forms the dense (out x in) weight gradient in backward and gathers
+           the K entries
+  entry    petscale's for scattered positions up to ENTRY_SHARE: the same forward; backward
+           computes the K entries alone as dot products of gathered rows of grad_out.T and x.T
   sampled  the same forward; the values' gradient is the weight gradient sampled at the K
            positions only (torch.sparse.sampled_addmm), never the dense one
   slab     petscale's for adjacent positions (one run of K entries): out[..., rows] += x @ D.T
@@ -95,8 +98,10 @@ def measure(d_in: int, d_out: int, share: float, repeats: int) -> dict[str, floa
     x = torch.randn(TOKENS // 64, 64, d_in, requires_grad=True)
     run = torch.arange(k, dtype=torch.int32) + (base.weight.numel() - k) // 2
     weight, sampled = SparseLinear(base, indices, mode="weight"), SparseLinear(base, indices)
+    entry = SparseLinear(base, indices, mode="entry")
     forwards = {
         "weight": weight,
+        "entry": entry,
         "sampled": lambda inp: sampled_forward(sampled, inp),
         "slab": SparseLinear(base, run),
         "gather": lambda inp, lay=SparseLinear(base, indices): gather_forward(lay, inp),
@@ -113,11 +118,12 @@ def measure(d_in: int, d_out: int, share: float, repeats: int) -> dict[str, floa
             forward(x).pow(2).mean().backward()
 
         result[name] = fastest(step, repeats)
-    for name, layer in (("weight", weight), ("sampled", sampled)):
+    for name, layer in (("weight", weight), ("entry", entry), ("sampled", sampled)):
         layer.values.grad = None
         forwards[name](x).pow(2).mean().backward()
         grads[name] = layer.values.grad
-    torch.testing.assert_close(grads["sampled"], grads["weight"], rtol=1e-3, atol=1e-6)
+    for name in ("entry", "sampled"):
+        torch.testing.assert_close(grads[name], grads["weight"], rtol=1e-3, atol=1e-6)
     return result
 
 
@@ -129,7 +135,15 @@ def main() -> None:
     torch.set_num_threads(2)
     warnings.filterwarnings("ignore", message=".*[Ss]parse")
     rows = []
-    names = ("weight", "sampled", "slab", "gather", "coo", "frozen")  # the order of measure()
+    names = (
+        "weight",
+        "entry",
+        "sampled",
+        "slab",
+        "gather",
+        "coo",
+        "frozen",
+    )  # the order of measure()
     print(f"{'layer':>11} {'share':>6} " + " ".join(f"{n:>8}" for n in names) + "  (ms)")
     for d_in, d_out in SHAPES:
         for share in SHARES:

@@ -12,6 +12,8 @@ each variant, one fresh subprocess trains a few AdamW steps on a fixed random ba
 
 Variants (K = LoRA's default count on the model: rank 8 on query and value):
   apet       element granularity, discrete, op add on q,k,v,attn_out,ffn_in,ffn_out
+  apet-weight the same, forced to the ``weight`` formulation (the dense weight-gradient GEMM in
+             backward: what discrete APET used before ``entry``)
   apet-adj   the same, adjacent runs
   dense-mask the same positions, trained the naive way: the target weights are trainable, a
              gradient hook multiplies their dense gradient by a 0/1 mask, AdamW keeps full state
@@ -47,7 +49,7 @@ from transformers import (
 from petscale.budget import attach_method
 from petscale.methods.base import Delta
 
-VARIANTS = ("apet", "apet-adj", "dense-mask", "lora")
+VARIANTS = ("apet", "apet-weight", "apet-adj", "dense-mask", "lora")
 RESULTS = Path(__file__).parent / "results" / "apet_memory_speed.json"  # _<device> added
 
 
@@ -73,6 +75,9 @@ def attach(model: nn.Module, variant: str) -> tuple[Delta, list[nn.Parameter]]:
         return delta, list(delta.parameters().values())
     pattern = "adjacent" if variant == "apet-adj" else "discrete"
     delta = attach_method(model, "apet", {"match": "lora", "pattern": pattern})
+    if variant == "apet-weight":
+        for site in delta.sites.values():
+            site.mode = "weight"
     if variant != "dense-mask":
         return delta, list(delta.parameters().values())
     # The naive baseline: same positions, but the whole target weights train behind a mask.
@@ -150,6 +155,7 @@ def report(rows: list[dict]) -> dict:
             "dense_mask_train_bytes_over_apet": dense_bytes / train_bytes,
             "dense_mask_peak_rss_over_apet": dense["peak_rss_mb"] / apet["peak_rss_mb"],
             "apet_step_over_lora": apet["step_ms"] / by["lora"]["step_ms"],
+            "apet_weight_step_over_lora": by["apet-weight"]["step_ms"] / by["lora"]["step_ms"],
             "apet_adjacent_step_over_lora": by["apet-adj"]["step_ms"] / by["lora"]["step_ms"],
             "dense_mask_step_over_apet": dense["step_ms"] / apet["step_ms"],
         }
@@ -168,7 +174,7 @@ def main() -> None:
         print(json.dumps(run_one(*args.one, args.steps, args.batch, args.device)))
         return
     rows = []
-    header = f"{'model':<11} {'variant':<10} {'K':>8} {'train MB':>9} {'index MB':>9}"
+    header = f"{'model':<11} {'variant':<11} {'K':>8} {'train MB':>9} {'index MB':>9}"
     print(f"{header} {'peak RSS MB':>11} {'step ms':>8}")
     for model in args.models.split(","):
         for variant in VARIANTS:
@@ -179,7 +185,7 @@ def main() -> None:
             rows.append(row)
             train_mb = (row["param_bytes"] + row["grad_bytes"] + row["optimizer_bytes"]) / 2**20
             print(
-                f"{model:<11} {variant:<10} {row['k']:>8,} {train_mb:>9.2f} "
+                f"{model:<11} {variant:<11} {row['k']:>8,} {train_mb:>9.2f} "
                 f"{row['index_bytes'] / 2**20:>9.2f} {row['peak_rss_mb']:>11.0f} "
                 f"{row['step_ms']:>8.0f}",
                 flush=True,

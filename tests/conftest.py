@@ -42,6 +42,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
+    torch.manual_seed(0)  # the same tiny model in every session
     BertForSequenceClassification(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(assets.model_folder("minilm-l6")).save_pretrained(folder)
     return folder

@@ -13,7 +13,7 @@ import petscale
 from petscale.cli import main
 from petscale.tasks import get_task
 
-FAST = {"steps": 60, "batch_size": 16, "lr": 1e-3, "max_length": 32}
+FAST = {"steps": 100, "batch_size": 16, "lr": 2e-3, "max_length": 32}
 
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
@@ -34,7 +34,7 @@ def test_tune_reports_every_field_and_learns(tiny_bert: Path, toy_task: Path) ->
     # rank 8 on q and v of 2 layers of width 32: 2 layers x 2 modules x 8 x (32 + 32)
     assert result["trainable_params"] == 2 * 2 * 8 * 64
     assert result["head_params"] == 32 * 2 + 2
-    assert result["steps"] == 60 and result["curve"][-1] == [60, result["dev_score"]]
+    assert result["steps"] == 100 and result["curve"][-1] == [100, result["dev_score"]]
 
 
 def test_same_seed_same_result_other_seed_differs(tiny_bert: Path, toy_task: Path) -> None:
@@ -46,11 +46,16 @@ def test_same_seed_same_result_other_seed_differs(tiny_bert: Path, toy_task: Pat
     assert first["dev_score"] > 0.75  # full fine-tuning solves the toy task
 
 
+@pytest.mark.parametrize(
+    ("method", "head"), [("lora", "trainable"), ("bitfit", "label-words"), ("apet", "frozen")]
+)
 def test_saved_run_loads_with_the_same_predictions(
-    tiny_bert: Path, toy_task: Path, tmp_path: Path
+    method: str, head: str, tiny_bert: Path, toy_task: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    result = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="lora", out=out, **FAST)
+    result = petscale.tune(
+        model=str(tiny_bert), task=str(toy_task), method=method, head=head, out=out, **FAST
+    )
     assert {"delta.safetensors", "delta.json", "trial.json", "metrics.json"} <= {
         p.name for p in out.iterdir()
     }

@@ -97,6 +97,8 @@ def batch(family: str, length: int = 7, size: int = 2, seed: int = 1) -> dict[st
     if size > 1:
         mask[1, length - 2 :] = 0
         ids[1, length - 2 :] = CONFIGS[family].get("pad_token_id", 0)
+    if family == "t5":  # T5's classification head pools the last </s>
+        ids[torch.arange(size), mask.sum(1) - 1] = CONFIGS["t5"]["eos_token_id"]
     inputs = {"input_ids": ids, "attention_mask": mask}
     if family == "bert":
         inputs["token_type_ids"] = torch.zeros_like(ids)

@@ -9,18 +9,19 @@ delta = petscale.attach(my_model, "lora", rank=8)   # your own model and loop
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from petscale.budget import attach_method, count_method, head_count, resolve_config
-from petscale.heads import head_parameters
-from petscale.methods.base import Delta, read_saved
+from petscale.heads import configure_head, head_parameters
+from petscale.methods.base import Delta
+from petscale.run_folder import read_run
 from petscale.tasks import get_task
-from petscale.trial import DEFAULTS, HEAD_PREFIX, run_trial
+from petscale.trial import DEFAULTS, normalize, run_trial
 from petscale.zoo.loader import load_model, meta_model
 from petscale.zoo.structure import structure_of
 
@@ -57,21 +58,27 @@ def tune(
 
 
 def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
-    """The base model with the delta saved in ``folder`` attached, in eval mode."""
-    folder = Path(folder)
-    meta, tensors = read_saved(folder)
-    trial = json.loads((folder / "trial.json").read_text())
-    spec = get_task(trial["task"], **trial.get("task_options", {})).spec
+    """The base model with the delta (and head) saved in ``folder`` attached, in eval mode."""
+    run = read_run(folder)
+    trial = normalize(run.trial)
+    spec = get_task(trial["task"], **trial["task_options"]).spec
     loaded = load_model(trial["model"], spec.kind, max(spec.num_labels, 1))
     model = loaded.model
     structure = structure_of(model)
-    delta = attach_method(model, meta["method"], meta["options"], structure)
-    delta.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)})
-    head = head_parameters(model, structure)
-    for name, p in head.items():
-        saved = tensors.get(f"{HEAD_PREFIX}{name}")
-        if saved is not None:
-            p.data.copy_(saved)
+    delta = attach_method(model, run.method, run.options, structure)
+    delta.load_state_dict(run.delta)
+    configure_head(
+        model,
+        structure,
+        trial["head"],
+        trial["seed"],
+        spec.label_words or spec.labels,
+        loaded.tokenizer,
+    )
+    with torch.no_grad():
+        for name, p in head_parameters(model, structure).items():
+            if name in run.head:
+                p.copy_(run.head[name])
     model.eval()
     return model, loaded.tokenizer
 

@@ -7,13 +7,19 @@ head) or replace it by label words (no new parameters), as T5's label words do.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from petscale.errors import UserError
+from petscale.methods.base import replace_module
 from petscale.zoo.structure import Structure
 
 HEAD_MODES = ("trainable", "frozen", "label-words")
+#: cosine similarities lie in [-1, 1]; this scale lets the softmax over classes get sharp.
+LABEL_WORDS_SCALE = 20.0
 
 
 def head_parameters(model: nn.Module, structure: Structure) -> dict[str, nn.Parameter]:
@@ -24,15 +30,27 @@ def head_parameters(model: nn.Module, structure: Structure) -> dict[str, nn.Para
     return out
 
 
-def configure_head(model: nn.Module, structure: Structure, mode: str, seed: int) -> None:
-    """Set the head's mode; a model without a head (T5, decoders answering in words) is left."""
+def configure_head(
+    model: nn.Module,
+    structure: Structure,
+    mode: str,
+    seed: int,
+    label_words: Sequence[str] | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> Callable[[], None]:
+    """Set the head's mode; returns a function that puts the original head back.
+
+    A model without a head (T5, decoders answering in words) is left as it is.
+    ``label-words`` needs the classes' label words (in label order) and the tokenizer.
+    """
     if mode not in HEAD_MODES:
         raise UserError(f"unknown --head {mode!r}; choose one of {', '.join(HEAD_MODES)}")
     params = head_parameters(model, structure)
     if not params:
-        return
+        return lambda: None
     if mode == "label-words":
-        raise UserError("--head label-words is not available yet; use trainable or frozen")
+        return _use_label_words(model, structure, label_words, tokenizer)
+    flags = {name: p.requires_grad for name, p in params.items()}
     if mode == "frozen":
         # The same seed gives the same fixed head on every run and machine.
         generator = torch.Generator().manual_seed(seed)
@@ -47,3 +65,64 @@ def configure_head(model: nn.Module, structure: Structure, mode: str, seed: int)
                     p.copy_(torch.randn(p.shape, generator=generator) * std)
     for p in params.values():
         p.requires_grad_(mode == "trainable")
+
+    def restore() -> None:
+        for name, p in params.items():
+            p.requires_grad_(flags[name])
+
+    return restore
+
+
+class LabelWordsHead(nn.Module):
+    """Scores each class by ``scale * cos(features, mean embedding of its label word)``.
+
+    It has no parameters: the label-word embeddings are a buffer, copied from the model's input
+    embeddings when the head is made. Heads that read the whole sequence (RoBERTa, MPNet) take
+    its first position, as their own heads do; GPT-2 and BLOOM score every position and the
+    model then picks the last token, as it does with its own head.
+    """
+
+    def __init__(self, words: torch.Tensor, first_token: bool, scale: float = LABEL_WORDS_SCALE):
+        super().__init__()
+        self.register_buffer("words", words, persistent=False)
+        self.first_token = first_token
+        self.scale = scale
+
+    def forward(self, features: torch.Tensor, *_: object, **__: object) -> torch.Tensor:
+        if self.first_token:
+            features = features[:, 0]
+        features = nn.functional.normalize(features, dim=-1)
+        words = nn.functional.normalize(self.words.to(features.dtype), dim=-1)
+        return self.scale * features @ words.T
+
+
+def label_word_embeddings(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, label_words: Sequence[str]
+) -> torch.Tensor:
+    """(classes, hidden): the mean input embedding of each label word's word pieces."""
+    table = model.get_input_embeddings().weight.detach()
+    rows = []
+    for word in label_words:
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise UserError(f"label word {word!r} has no tokens in this model's vocabulary")
+        rows.append(table[torch.tensor(ids, device=table.device)].mean(0))
+    return torch.stack(rows).clone()
+
+
+def _use_label_words(
+    model: nn.Module,
+    structure: Structure,
+    label_words: Sequence[str] | None,
+    tokenizer: PreTrainedTokenizerBase | None,
+) -> Callable[[], None]:
+    if not label_words or tokenizer is None:
+        raise UserError("--head label-words needs the task's label words and the tokenizer")
+    (name,) = structure.modules("head")
+    classes = model.config.num_labels
+    if len(label_words) != classes:
+        raise UserError(f"{len(label_words)} label words for a head of {classes} classes")
+    words = label_word_embeddings(model, tokenizer, label_words)
+    first_token = structure.family in ("roberta", "xlm-roberta", "mpnet")
+    original = replace_module(model, name, LabelWordsHead(words, first_token))
+    return lambda: replace_module(model, name, original)

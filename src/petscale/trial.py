@@ -4,7 +4,6 @@ batch size, max length, eval cadence, seed) -> scores, counts and costs."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -12,21 +11,19 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from torch import nn
 
 from petscale.answers import answerer_for
 from petscale.budget import attach_method, head_count
 from petscale.errors import UserError
 from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
-from petscale.methods import Delta, get_method
+from petscale.methods import get_method
+from petscale.run_folder import save_run
 from petscale.tasks import DEFAULT_TASK, get_task
 from petscale.train import SCHEDULES, TrainConfig, evaluate, peak_memory_mb, train
 from petscale.zoo.loader import load_model
 from petscale.zoo.registry import DEFAULT_MODEL
 from petscale.zoo.structure import structure_of
-
-HEAD_PREFIX = "head/"  # trained head tensors saved beside the delta
 
 DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
@@ -99,7 +96,14 @@ def run_trial(
     structure = structure_of(model)
     total_params = sum(p.numel() for p in model.parameters())
     delta = attach_method(model, cfg["method"], method_options(cfg), structure)
-    configure_head(model, structure, cfg["head"], cfg["seed"])
+    configure_head(
+        model,
+        structure,
+        cfg["head"],
+        cfg["seed"],
+        spec.label_words or spec.labels,
+        loaded.tokenizer,
+    )
     model.to(device)
     head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
@@ -167,17 +171,3 @@ def run_trial(
     if out is not None:
         save_run(Path(out), delta, head, report, cfg)
     return report
-
-
-def save_run(
-    out: Path,
-    delta: Delta,
-    head: dict[str, nn.Parameter],
-    report: dict[str, Any],
-    cfg: dict[str, Any],
-) -> None:
-    """The trained delta (and trained head) in safetensors, the trial config and metrics."""
-    head_tensors = {f"{HEAD_PREFIX}{name}": p.detach() for name, p in head.items()}
-    delta.save(out, extra=head_tensors)
-    (out / "trial.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")

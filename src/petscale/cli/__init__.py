@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from petscale.cli import export as export_cli
 from petscale.cli import models as models_cli
 from petscale.cli import study as study_cli
 from petscale.cli import tasks as tasks_cli
@@ -24,6 +25,7 @@ app.command("count")(tune_cli.count)
 app.command("demo")(tune_cli.demo)
 app.command("models")(models_cli.models)
 app.command("tasks")(tasks_cli.tasks_command)
+app.command("export")(export_cli.export)
 app.add_typer(study_cli.app, name="study", help="Run a study grid; its status; export results.")
 
 

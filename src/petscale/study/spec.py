@@ -43,8 +43,6 @@ from typing import Any
 import yaml
 
 from petscale.errors import UserError
-from petscale.heads import HEAD_MODES as HEADS
-from petscale.methods import METHODS
 
 CONFIG_KEYS = (
     "model",
@@ -235,6 +233,8 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
 
 
 def _method_name(name: Any, key: str) -> str:
+    from petscale.methods import METHODS  # the registry; imported here to keep the CLI fast
+
     if name not in METHODS:
         close = difflib.get_close_matches(str(name), METHODS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -368,6 +368,8 @@ def _positive(value: Any, key: str) -> float:
 
 
 def _head(value: Any) -> str:
+    from petscale.heads import HEAD_MODES as HEADS
+
     if value not in HEADS:
         raise UserError(f"head: expected one of {', '.join(HEADS)}, got {value!r}")
     return value
