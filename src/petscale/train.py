@@ -6,7 +6,7 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,7 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Sequence[list[int]]:
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
     """Endless seeded shuffles of range(n), cut into batches (the last one short)."""
     while True:
         order = torch.randperm(n, generator=generator).tolist()
