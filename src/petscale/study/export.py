@@ -10,20 +10,13 @@ from typing import Any
 
 from petscale.errors import UserError
 from petscale.study.spec import CONFIG_KEYS
-from petscale.study.store import Store
+from petscale.study.store import RESULT_COLUMNS, Store
 
 FORMATS = ("csv", "parquet")
+# The store's own result columns, with the bookkeeping a reader of the table wants around them.
 _RESULT_KEYS = (
     "status",
-    "metric",
-    "dev_score",
-    "test_score",
-    "random_guess",
-    "trainable_params",
-    "head_params",
-    "total_params",
-    "seconds",
-    "peak_memory_mb",
+    *RESULT_COLUMNS,
     "attempts",
     "host",
     "started_at",

@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS curve (
 );
 """
 # Result keys copied into their own columns; the whole result is kept as JSON too.
-_RESULT_COLUMNS = (
+RESULT_COLUMNS = (
     "metric",
     "dev_score",
     "test_score",
@@ -176,12 +176,12 @@ class Store:
 
     def finish(self, tid: str, result: Mapping[str, Any]) -> bool:
         """Record a completed trial and its curve together; False if it was already done."""
-        values = [_column(key, result.get(key)) for key in _RESULT_COLUMNS]
+        values = [_column(key, result.get(key)) for key in RESULT_COLUMNS]
         curve = [(tid, int(step), _float(score)) for step, score in result.get("curve") or []]
         with self._transaction():
             cursor = self.db.execute(
                 "UPDATE trials SET status = 'done', error = NULL, traceback = NULL,"
-                + "".join(f" {key} = ?," for key in _RESULT_COLUMNS)
+                + "".join(f" {key} = ?," for key in RESULT_COLUMNS)
                 + " result = ?, finished_at = ? WHERE id = ? AND status != 'done'",
                 (*values, json.dumps(result, default=str), time.time(), tid),
             )
