@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import petscale
 from petscale.cli import main
@@ -37,12 +38,23 @@ def test_tune_reports_every_field_and_learns(tiny_bert: Path, toy_task: Path) ->
     assert result["steps"] == 100 and result["curve"][-1] == [100, result["dev_score"]]
 
 
-def test_same_seed_same_result_other_seed_differs(tiny_bert: Path, toy_task: Path) -> None:
-    first = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="full", **FAST)
-    again = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="full", **FAST)
-    other = petscale.tune(model=str(tiny_bert), task=str(toy_task), method="full", seed=1, **FAST)
+def test_same_seed_same_weights_other_seed_other_weights(
+    tiny_bert: Path, toy_task: Path, tmp_path: Path
+) -> None:
+    def trained(seed: int, name: str) -> tuple[dict, dict[str, torch.Tensor]]:
+        out = tmp_path / name
+        report = petscale.tune(
+            model=str(tiny_bert), task=str(toy_task), method="full", seed=seed, out=out, **FAST
+        )
+        return report, load_file(out / "delta.safetensors")
+
+    first, first_weights = trained(0, "first")
+    again, again_weights = trained(0, "again")
+    other, other_weights = trained(1, "other")
     assert first["dev_score"] == again["dev_score"]
-    assert first["trainable_params"] == other["trainable_params"]
+    assert all(torch.equal(first_weights[k], again_weights[k]) for k in first_weights)
+    assert first_weights.keys() == other_weights.keys()
+    assert not all(torch.equal(first_weights[k], other_weights[k]) for k in first_weights)
     assert first["dev_score"] > 0.75  # full fine-tuning solves the toy task
 
 
