@@ -60,6 +60,15 @@ def test_lora_keys_are_peft_names(tmp_path) -> None:
     assert "base_model.model.classifier.weight" in keys
 
 
+def test_a_mean_pooled_head_is_refused(tmp_path) -> None:
+    _, run, _ = saved_run(tmp_path, "lora")
+    trial = json.loads((run / "trial.json").read_text())
+    (run / "trial.json").write_text(json.dumps({**trial, "pooling": "mean"}))
+    with pytest.raises(UserError, match="train with --pooling cls"):
+        export(run, tmp_path / "peft")
+    assert not (tmp_path / "peft").exists()
+
+
 def test_methods_without_a_peft_counterpart_are_refused(tmp_path) -> None:
     _, run, _ = saved_run(tmp_path, "bitfit")
     with pytest.raises(UserError, match="no counterpart"):

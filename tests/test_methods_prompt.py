@@ -52,7 +52,7 @@ def test_bert_prompt_equals_explicit_prepended_embeddings() -> None:
     torch.testing.assert_close(tuned, expected)
 
 
-def test_init_vocab_copies_word_embeddings_and_uniform_stays_in_range() -> None:
+def test_init_vocab_copies_word_embeddings_uniform_in_range_normal_standard() -> None:
     net = tiny.model("bert")
     table = net.bert.embeddings.word_embeddings.weight
     prompt = attach(net).parameters()["soft_prompt"]
@@ -60,6 +60,8 @@ def test_init_vocab_copies_word_embeddings_and_uniform_stays_in_range() -> None:
     net = tiny.model("bert")
     prompt = attach(net, init="uniform").parameters()["soft_prompt"]
     assert prompt.abs().max() <= 0.5 and prompt.shape == (P, HIDDEN)
+    prompt = attach(tiny.model("bert"), init="normal", length=200).parameters()["soft_prompt"]
+    assert abs(prompt.mean().item()) < 0.05 and 0.95 < prompt.std().item() < 1.05
 
 
 def test_t5_prompts_the_encoder_only() -> None:

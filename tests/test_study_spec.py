@@ -80,6 +80,7 @@ def test_methods_as_a_list_allow_one_method_twice():
         ({"lr": 0}, "lr: the learning rate must be > 0"),
         ({"lr": {"lora": -1}}, "lr.lora: the learning rate must be > 0"),
         ({"head": "big"}, "head: expected one of trainable, frozen, label-words"),
+        ({"pooling": "max"}, "pooling: expected one of auto, cls, mean"),
         ({"methods": {"lora": {"budget": 5}}}, "methods.lora.budget: set budgets with 'budgets'"),
         ({"methods": {"full": {"budgets": [5]}}}, "full fine-tuning has no budget"),
         ({"methods": {"lora": [1]}}, "methods.lora: options must be a map"),

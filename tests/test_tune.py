@@ -59,15 +59,28 @@ def test_same_seed_same_weights_other_seed_other_weights(
 
 
 @pytest.mark.parametrize(
-    ("method", "head"), [("lora", "trainable"), ("bitfit", "label-words"), ("apet", "frozen")]
+    ("method", "head", "pooling"),
+    [
+        ("lora", "trainable", "auto"),
+        ("bitfit", "label-words", "auto"),
+        ("apet", "frozen", "auto"),
+        ("prompt", "trainable", "mean"),
+    ],
 )
 def test_saved_run_loads_with_the_same_predictions(
-    method: str, head: str, tiny_bert: Path, toy_task: Path, tmp_path: Path
+    method: str, head: str, pooling: str, tiny_bert: Path, toy_task: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
     result = petscale.tune(
-        model=str(tiny_bert), task=str(toy_task), method=method, head=head, out=out, **FAST
+        model=str(tiny_bert),
+        task=str(toy_task),
+        method=method,
+        head=head,
+        pooling=pooling,
+        out=out,
+        **FAST,
     )
+    assert result["pooling"] == ("cls" if pooling == "auto" else pooling)
     assert {"delta.safetensors", "delta.json", "trial.json", "metrics.json"} <= {
         p.name for p in out.iterdir()
     }

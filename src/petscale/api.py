@@ -19,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from petscale.budget import attach_method, count_method, head_count, resolve_config
 from petscale.heads import configure_head, head_parameters
 from petscale.methods.base import Delta
+from petscale.pooling import resolve_pooling
 from petscale.run_folder import read_run
 from petscale.tasks import get_task
 from petscale.trial import DEFAULTS, normalize, run_trial
@@ -40,7 +41,7 @@ def tune(
     """Tune ``model`` on ``task`` with ``method``; returns the same fields as ``tune --json``.
 
     ``options`` mixes training settings (steps, batch_size, lr, max_length, eval_every, seed,
-    head), task options (data_dir, text_field, text_pair_field, label_field, encoding) and
+    head, pooling), task options (data_dir, text_field, text_pair_field, label_field, encoding) and
     method options (rank, alpha, budget, ...).
     """
     trial = {k: v for k, v in options.items() if k in _TRIAL_KEYS}
@@ -74,6 +75,7 @@ def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
         trial["seed"],
         spec.label_words or spec.labels,
         loaded.tokenizer,
+        resolve_pooling(trial["pooling"], loaded.pooling, structure),
     )
     with torch.no_grad():
         for name, p in head_parameters(model, structure).items():

@@ -4,7 +4,8 @@ Input: a folder ``petscale tune --out`` wrote (delta.safetensors, delta.json, tr
 Output: adapter_config.json + adapter_model.safetensors, which
 ``PeftModel.from_pretrained(<base model>, OUT)`` loads with the same outputs. LoRA exports
 for every family; prompt tuning for encoders and for decoders without a head (PEFT puts the
-soft tokens on T5's decoder too, and pools GPT-2/BLOOM classifiers differently).
+soft tokens on T5's decoder too, and pools GPT-2/BLOOM classifiers differently). A head that
+read the mean of the text (``--pooling mean``) has no PEFT counterpart: such runs are refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from petscale.errors import UserError
+from petscale.pooling import resolve_pooling
 from petscale.run_folder import read_run
 from petscale.zoo import registry
 from petscale.zoo.loader import meta_model
@@ -35,6 +37,7 @@ def export(folder: str | Path, out: str | Path, format: str = "peft") -> Path:
     run = read_run(folder)
     model_name = run.trial["model"]
     structure = _structure(model_name, run.head)
+    _require_cls_pooling(run.trial, structure)
     config, weights = _peft_adapter(run.method, run.options, run.delta, run.head, structure)
     config["base_model_name_or_path"] = str(_base_folder(model_name))
     out.mkdir(parents=True, exist_ok=True)
@@ -48,6 +51,16 @@ def _structure(model_name: str, head: dict[str, torch.Tensor]) -> Structure:
     kind = "classification"
     labels = next((v.shape[0] for k, v in head.items() if k.endswith("weight")), 2)
     return structure_of(meta_model(model_name, kind, labels))
+
+
+def _require_cls_pooling(trial: dict[str, Any], structure: Structure) -> None:
+    """PEFT's classifiers read transformers' [CLS] pooler; a mean-pooled head would differ."""
+    declared = registry.declared_pooling(trial["model"])
+    if resolve_pooling(trial.get("pooling", "auto"), declared, structure) == "mean":
+        raise UserError(
+            "this run's head reads the mean of the text (pooling 'mean', the checkpoint's own), "
+            "but PEFT's classifiers read the [CLS] pooler: to export, train with --pooling cls"
+        )
 
 
 def _base_folder(model_name: str) -> Path:

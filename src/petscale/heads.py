@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from petscale.errors import UserError
 from petscale.methods.base import replace_module
+from petscale.pooling import use_pooling
 from petscale.zoo.structure import Structure
 
 HEAD_MODES = ("trainable", "frozen", "label-words")
@@ -37,8 +38,10 @@ def configure_head(
     seed: int,
     label_words: Sequence[str] | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
+    pooling: str = "cls",
 ) -> Callable[[], None]:
-    """Set the head's mode; returns a function that puts the original head back.
+    """Set the head's mode and what it reads (``pooling``, resolved by
+    ``petscale.pooling.resolve_pooling``); returns a function that puts the original back.
 
     A model without a head (T5, decoders answering in words) is left as it is.
     ``label-words`` needs the classes' label words (in label order) and the tokenizer.
@@ -48,8 +51,10 @@ def configure_head(
     params = head_parameters(model, structure)
     if not params:
         return lambda: None
+    unpool = use_pooling(model, pooling)
     if mode == "label-words":
-        return _use_label_words(model, structure, label_words, tokenizer)
+        restore_head = _use_label_words(model, structure, label_words, tokenizer)
+        return lambda: (restore_head(), unpool())
     flags = {name: p.requires_grad for name, p in params.items()}
     if mode == "frozen":
         # The same seed gives the same fixed head on every run and machine.
@@ -69,6 +74,7 @@ def configure_head(
     def restore() -> None:
         for name, p in params.items():
             p.requires_grad_(flags[name])
+        unpool()
 
     return restore
 

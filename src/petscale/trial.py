@@ -18,6 +18,7 @@ from petscale.errors import UserError
 from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
 from petscale.methods import get_method
+from petscale.pooling import resolve_pooling
 from petscale.run_folder import save_run
 from petscale.tasks import DEFAULT_TASK, get_task
 from petscale.train import SCHEDULES, TrainConfig, evaluate, peak_memory_mb, train
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "method": "lora",
     "options": {},
     "head": "trainable",
+    "pooling": "auto",  # what the head reads: auto (the checkpoint's own), cls or mean
     "steps": None,  # None: one epoch of the training split
     "batch_size": 32,
     "lr": None,  # None: the method's default learning rate
@@ -96,6 +98,7 @@ def run_trial(
     structure = structure_of(model)
     total_params = sum(p.numel() for p in model.parameters())
     delta = attach_method(model, cfg["method"], method_options(cfg), structure)
+    pooling = resolve_pooling(cfg["pooling"], loaded.pooling, structure)
     configure_head(
         model,
         structure,
@@ -103,6 +106,7 @@ def run_trial(
         cfg["seed"],
         spec.label_words or spec.labels,
         loaded.tokenizer,
+        pooling,
     )
     model.to(device)
     head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
@@ -150,6 +154,7 @@ def run_trial(
         "method": cfg["method"],
         "options": delta.config.to_dict(),
         "head": cfg["head"],
+        "pooling": pooling,
         "pretrained": loaded.pretrained,
         "trainable_params": delta.trainable_params,
         "head_params": head_count(model, structure),

@@ -41,7 +41,7 @@ METHOD_OPTIONS: dict[str, tuple[type, str]] = {
     "dropout": (float, "lora: dropout on the low-rank input (default 0)."),
     "targets": (str, "lora/apet: roles (q,k,v,attn_out,ffn_in,ffn_out,...) or a regex."),
     "length": (int, "prompt: soft tokens (default 100)."),
-    "init": (str, "prompt: uniform or vocab (sampled word embeddings)."),
+    "init": (str, "prompt: vocab (sampled word embeddings, default), uniform or normal."),
     "biases": (str, "bitfit: convention (the study's set) or all."),
     "layers": (int, "bitfit: only the top N blocks' biases (default all)."),
     "bottleneck": (int, "adapter: bottleneck width (default 24)."),

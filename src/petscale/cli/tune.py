@@ -31,6 +31,12 @@ def tune(
     head: Annotated[
         str, typer.Option(help="Classification head: trainable, frozen, label-words.")
     ] = "trainable",
+    pooling: Annotated[
+        str,
+        typer.Option(
+            help="What an encoder's head reads: auto (the checkpoint's own pooling), cls, mean."
+        ),
+    ] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for data order, initialisation and masks.")] = 0,
     schedule: Annotated[
         str | None, typer.Option(help="After warmup: linear or constant (default: the method's).")
@@ -67,6 +73,7 @@ def tune(
         max_length=max_length,
         eval_every=eval_every,
         head=head,
+        pooling=pooling,
         seed=seed,
         precision=precision,
         schedule=schedule,

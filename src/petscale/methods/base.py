@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,6 +177,12 @@ class Wrapper(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         return self.base.weight
+
+
+def call_kwargs(module: nn.Module, args: tuple, kwargs: dict) -> dict:
+    """A hook's view of a call: positional arguments named as ``module.forward`` names them."""
+    names = list(inspect.signature(module.forward).parameters)
+    return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
 def new_tensor(like: torch.Tensor, *shape: int, zeros: bool = False) -> torch.Tensor:

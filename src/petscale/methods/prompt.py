@@ -2,7 +2,8 @@
 
 Where the tokens go:
 - encoders (BERT, RoBERTa, MPNet): before the input's embeddings, [CLS] included, as PEFT
-  does; the pooled first position is then the first soft token.
+  does; a [CLS]-pooled head then reads the first soft token, a mean-pooled head the text alone
+  (the stack's ``SOFT_POSITIONS`` attribute tells petscale.pooling how many to skip).
 - T5: before the encoder's input embeddings only; the decoder's cross-attention mask is widened
   to match, nothing is added to the decoder's input.
 - decoders (GPT-2, BLOOM): before the input of their one stack; the stack's outputs at the soft
@@ -15,7 +16,6 @@ a UserError that names --max-length (T5's relative and BLOOM's ALiBi positions h
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,10 +24,18 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import Delta, MethodConfig, freeze, new_tensor, positive
+from petscale.methods.base import (
+    Delta,
+    MethodConfig,
+    call_kwargs,
+    freeze,
+    new_tensor,
+    positive,
+)
+from petscale.pooling import SOFT_POSITIONS
 from petscale.zoo.structure import Structure
 
-INITS = ("vocab", "uniform")
+INITS = ("vocab", "uniform", "normal")
 INIT_RANGE = 0.5  # OpenDelta's soft-prompt init range for "uniform"
 PARAM = "soft_prompt"
 
@@ -36,8 +44,9 @@ PARAM = "soft_prompt"
 class PromptConfig(MethodConfig):
     length: int = 100
     # "vocab": embeddings of tokens drawn uniformly from the vocabulary (OpenDelta's default
-    # initialises from token embeddings too); "uniform": U(-0.5, 0.5). Both use torch's
-    # global generator, which a trial seeds with --seed.
+    # initialises from token embeddings too); "uniform": U(-0.5, 0.5); "normal": N(0, 1),
+    # PEFT's random init (an nn.Embedding's). All use torch's global generator, which a trial
+    # seeds with --seed.
     init: str = "vocab"
 
     size_option: ClassVar[str | None] = "length"
@@ -69,7 +78,7 @@ class _Prepend:
         self.stripping = False
 
     def before(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        kwargs = _as_kwargs(module, args, kwargs)
+        kwargs = call_kwargs(module, args, kwargs)
         n = self.prompt.shape[0]
         if _cached_length(kwargs.get("past_key_values")) > 0:
             # A generation step after the first: the soft tokens are in the cache already.
@@ -77,6 +86,7 @@ class _Prepend:
             _shift(kwargs, "position_ids", n, prepend=False)
             _shift(kwargs, "cache_position", n, prepend=False)
             self.stripping = False
+            setattr(module, SOFT_POSITIONS, 0)
             return (), kwargs
         ids = kwargs.pop("input_ids", None)
         embeds = self.embeddings(ids) if ids is not None else kwargs["inputs_embeds"]
@@ -95,6 +105,8 @@ class _Prepend:
         _shift(kwargs, "position_ids", n, prepend=True)
         _shift(kwargs, "cache_position", n, prepend=True)
         self.stripping = self.strip
+        # The stripped outputs of decoders hold the text alone; encoders keep the soft positions.
+        setattr(module, SOFT_POSITIONS, 0 if self.strip else n)
         return (), kwargs
 
     def after(self, _module: nn.Module, _args: tuple, output: Any) -> Any:
@@ -111,7 +123,7 @@ class _Prepend:
 
 def _widen_cross_mask(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """T5's decoder: the encoder output now starts with the soft tokens; so does its mask."""
-    kwargs = _as_kwargs(module, args, kwargs)
+    kwargs = call_kwargs(module, args, kwargs)
     states, mask = kwargs.get("encoder_hidden_states"), kwargs.get("encoder_attention_mask")
     if states is not None and mask is not None and mask.shape[-1] < states.shape[1]:
         _widen(kwargs, "encoder_attention_mask", states.shape[1] - mask.shape[-1], 1)
@@ -143,6 +155,8 @@ def attach(model: nn.Module, structure: Structure, config: PromptConfig) -> Prom
         for handle in handles:
             handle.remove()
         delattr(stack, PARAM)
+        if hasattr(stack, SOFT_POSITIONS):
+            delattr(stack, SOFT_POSITIONS)
 
     delta.on_detach(remove)
     return delta
@@ -171,6 +185,8 @@ def _initialise(prompt: nn.Parameter, vocabulary: torch.Tensor, init: str) -> No
     with torch.no_grad():
         if init == "uniform":
             prompt.uniform_(-INIT_RANGE, INIT_RANGE)
+        elif init == "normal":
+            prompt.normal_()
         else:
             ids = torch.randint(0, vocabulary.shape[0], (prompt.shape[0],))
             prompt.copy_(vocabulary[ids.to(vocabulary.device)])
@@ -185,11 +201,6 @@ def _position_limit(model: nn.Module) -> int | None:
     if config.model_type in ("roberta", "xlm-roberta", "mpnet"):
         limit -= config.pad_token_id + 1  # their positions start after the padding index
     return limit
-
-
-def _as_kwargs(module: nn.Module, args: tuple, kwargs: dict) -> dict:
-    names = list(inspect.signature(module.forward).parameters)
-    return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
 def _cached_length(past: Any) -> int:

@@ -21,6 +21,7 @@ Only ``models``, ``tasks`` and ``methods`` are required::
     eval_every: 50
     max_length: 128
     head: trainable                 # trainable | frozen | label-words
+    pooling: auto                   # auto (the checkpoint's own) | cls | mean
 
 ``methods`` may also be a list, to run one method with several option sets:
 ``[lora, {apet: {pattern: adjacent}}, {apet: {pattern: discrete}}]``.
@@ -50,6 +51,7 @@ CONFIG_KEYS = (
     "method",
     "options",
     "head",
+    "pooling",
     "steps",
     "batch_size",
     "lr",
@@ -66,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_every": 50,
     "max_length": 128,
     "head": "trainable",
+    "pooling": "auto",
 }
 SPEC_KEYS = ("models", "tasks", "methods", *DEFAULTS)
 # Budgets are set through `budgets`, so that one spelling drives the grid.
@@ -104,6 +107,7 @@ class Spec:
     eval_every: int
     max_length: int
     head: str
+    pooling: str
 
     def lr_for(self, method: str) -> float | None:
         if isinstance(self.lr, Mapping):
@@ -158,6 +162,7 @@ def parse_spec(data: Any) -> Spec:
         eval_every=_int(values["eval_every"], "eval_every", 0),
         max_length=_int(values["max_length"], "max_length", 1),
         head=_head(values["head"]),
+        pooling=_pooling(values["pooling"]),
     )
 
 
@@ -196,6 +201,7 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                             "method": entry.name,
                             "options": options,
                             "head": spec.head,
+                            "pooling": spec.pooling,
                             "steps": spec.steps,
                             "batch_size": spec.batch_size,
                             "lr": spec.lr_for(entry.name),
@@ -372,6 +378,14 @@ def _head(value: Any) -> str:
 
     if value not in HEADS:
         raise UserError(f"head: expected one of {', '.join(HEADS)}, got {value!r}")
+    return value
+
+
+def _pooling(value: Any) -> str:
+    from petscale.pooling import POOLINGS
+
+    if value not in POOLINGS:
+        raise UserError(f"pooling: expected one of {', '.join(POOLINGS)}, got {value!r}")
     return value
 
 

