@@ -143,3 +143,37 @@ def test_apet_placement_follows_the_trial_seed(tiny_bert: Path, toy_task: Path) 
     ]
     assert [r["options"]["seed"] for r in runs] == [0, 1]
     assert all(r["trainable_params"] == 500 and r["schedule"] == "constant" for r in runs)
+
+
+def test_out_is_written_whole_and_replaces_only_a_run(
+    tiny_bert: Path, toy_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    quick = {**FAST, "steps": 2}
+    petscale.tune(model=str(tiny_bert), task=str(toy_task), method="lora", out=out, **quick)
+    petscale.tune(model=str(tiny_bert), task=str(toy_task), method="lora", out=out, seed=1, **quick)
+    assert json.loads((out / "trial.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(petscale.methods.base.Delta, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        petscale.tune(model=str(tiny_bert), task=str(toy_task), method="lora", out=out, **quick)
+    assert json.loads((out / "trial.json").read_text())["seed"] == 1  # the earlier run, intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_out_holding_other_files_is_refused_before_training(
+    tiny_bert: Path,
+    toy_task: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    args = ["tune", "--model", str(tiny_bert), "--task", str(toy_task), "--out", str(tmp_path)]
+    assert run_cli(args, monkeypatch) == 2
+    assert "not a petscale run" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -19,7 +19,7 @@ from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
 from petscale.methods import get_method
 from petscale.pooling import resolve_pooling
-from petscale.run_folder import save_run
+from petscale.run_folder import check_out, save_run
 from petscale.tasks import DEFAULT_TASK, get_task
 from petscale.train import SCHEDULES, TrainConfig, evaluate, peak_memory_mb, train
 from petscale.zoo.loader import load_model
@@ -86,6 +86,8 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train and evaluate one configuration; write the trained delta to ``out`` if given."""
     cfg = normalize(config)
+    if out is not None:
+        check_out(Path(out))
     started = time.perf_counter()
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg["precision"])
     device = accelerator.device
