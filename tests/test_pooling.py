@@ -95,3 +95,21 @@ def test_mean_pooling_leaves_the_soft_prompt_out() -> None:
     logits = tiny.run(net, "bert", inputs)
     torch.testing.assert_close(logits, text_only)
     assert not torch.allclose(logits, with_soft)
+
+
+def test_mean_pooling_leaves_apet_concat_tokens_out() -> None:
+    net = tiny.model("bert")
+    inputs = tiny.batch("bert")
+    delta = petscale.attach(net, "apet", budget=3 * 32, op="concat", granularity="tensor")
+    configure_head(net, structure_of(net), "trainable", 0, pooling="mean")
+    with torch.no_grad():  # the concat hooks sit on the whole model: [CLS], 3 soft, the rest
+        hidden = net(**inputs, output_hidden_states=True).hidden_states[-1]
+    text = torch.cat([hidden[:, :1], hidden[:, 4:]], 1)
+    expected = head_logits(net, masked_mean(text, inputs["attention_mask"]))
+    logits = tiny.run(net, "bert", inputs)
+    torch.testing.assert_close(logits, expected)
+    mask = inputs["attention_mask"]
+    everything = torch.cat([mask[:, :1], torch.ones(2, 3, dtype=torch.long), mask[:, 1:]], 1)
+    assert not torch.allclose(logits, head_logits(net, masked_mean(hidden, everything)))
+    delta.detach()
+    assert not hasattr(net.base_model, "petscale_soft_positions")

@@ -7,8 +7,8 @@ weights are stale or absent, so a head on the first position starts from feature
 were never trained to give. ``mean`` gives the head the masked mean of the text's last hidden
 states; ``auto`` (the default) uses the pooling the checkpoint declares, else ``cls``.
 
-Soft prompts prepended to the stack's input are left out of the mean: the prompt method sets
-``SOFT_POSITIONS`` on the stack to the number of positions it added.
+Soft tokens spliced into the stack's input are left out of the mean: the methods that add them
+(prompt, APET concat) set ``SOFT_POSITIONS`` on the stack to the span they occupy.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from petscale.methods.base import call_kwargs
 from petscale.zoo.structure import Structure
 
 POOLINGS = ("auto", "cls", "mean")
-#: attribute of an encoder stack: how many soft positions precede the text in its output
+#: attribute of an encoder stack: (start, count) of the soft positions in its output
 SOFT_POSITIONS = "petscale_soft_positions"
 
 
@@ -62,15 +62,16 @@ def use_pooling(model: nn.Module, pooling: str) -> Callable[[], None]:
 
 def _mean_pool(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
     hidden = output.last_hidden_state
-    soft = getattr(module, SOFT_POSITIONS, 0)
-    text = hidden[:, soft:]
     mask = call_kwargs(module, args, kwargs).get("attention_mask")
     weights = (
-        torch.ones(text.shape[:2], dtype=text.dtype, device=text.device)
+        torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
         if mask is None
-        else mask[:, -text.shape[1] :].to(text.dtype)
-    ).unsqueeze(-1)
-    mean = (text * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        else mask.to(hidden.dtype)
+    ).clone()
+    start, count = getattr(module, SOFT_POSITIONS, (0, 0))
+    weights[:, start : start + count] = 0.0  # soft tokens are not the text
+    weights = weights.unsqueeze(-1)
+    mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
     if getattr(output, "pooler_output", None) is not None:
         output.pooler_output = mean  # BERT: the head reads the pooler's output
     else:

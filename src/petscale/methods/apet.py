@@ -41,6 +41,7 @@ from petscale.methods.apet_placement import (
 from petscale.methods.base import Delta, MethodConfig, freeze, positive, replace_module
 from petscale.methods.sparse import SparseLinear, index_dtype, runs
 from petscale.methods.targets import linear_targets
+from petscale.pooling import SOFT_POSITIONS
 from petscale.zoo.structure import Structure, in_out_features
 
 OPS = ("add", "plug", "concat")
@@ -232,6 +233,8 @@ def _attach_concat(delta: ApetDelta) -> None:
         for handle in handles:
             handle.remove()
         del model.apet_prompt
+        if hasattr(model.base_model, SOFT_POSITIONS):
+            delattr(model.base_model, SOFT_POSITIONS)
 
     delta.on_detach(remove)
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from petscale.errors import UserError
 from petscale.methods.sparse import SparseLinear, add_into
+from petscale.pooling import SOFT_POSITIONS
 
 ADAPTER_WIDTH = 24
 PROMPT_LENGTH = 100
@@ -131,6 +132,9 @@ def insert_prompt(model: nn.Module, soft: SoftPrompt, kind: str):  # noqa: ANN20
             if value is not None and value.dim() == 2 and (key != "labels" or kind == "decoder"):
                 kwargs[key] = splice(value, value.new_full((batch, length), fill))
         return args, kwargs
+
+    if kind == "encoder":  # a mean-pooled head leaves the soft tokens out (petscale.pooling)
+        setattr(model.base_model, SOFT_POSITIONS, (at, length))
 
     def after(_module: nn.Module, _args: tuple, _kwargs: dict[str, Any], output: Any) -> Any:
         logits = getattr(output, "logits", None)

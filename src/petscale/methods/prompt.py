@@ -86,7 +86,7 @@ class _Prepend:
             _shift(kwargs, "position_ids", n, prepend=False)
             _shift(kwargs, "cache_position", n, prepend=False)
             self.stripping = False
-            setattr(module, SOFT_POSITIONS, 0)
+            setattr(module, SOFT_POSITIONS, (0, 0))
             return (), kwargs
         ids = kwargs.pop("input_ids", None)
         embeds = self.embeddings(ids) if ids is not None else kwargs["inputs_embeds"]
@@ -106,7 +106,7 @@ class _Prepend:
         _shift(kwargs, "cache_position", n, prepend=True)
         self.stripping = self.strip
         # The stripped outputs of decoders hold the text alone; encoders keep the soft positions.
-        setattr(module, SOFT_POSITIONS, 0 if self.strip else n)
+        setattr(module, SOFT_POSITIONS, (0, 0 if self.strip else n))
         return (), kwargs
 
     def after(self, _module: nn.Module, _args: tuple, output: Any) -> Any:
