@@ -82,7 +82,8 @@ def test_methods_as_a_list_allow_one_method_twice():
         ({"head": "big"}, "head: expected one of trainable, frozen, label-words"),
         ({"pooling": "max"}, "pooling: expected one of auto, cls, mean"),
         ({"methods": {"lora": {"budget": 5}}}, "methods.lora.budget: set budgets with 'budgets'"),
-        ({"methods": {"full": {"budgets": [5]}}}, "full fine-tuning has no budget"),
+        ({"methods": {"full": {"budgets": [5]}}}, "full has a fixed size, no budget"),
+        ({"methods": {"probe": {"budgets": [5]}}}, "probe has a fixed size, no budget"),
         ({"methods": {"lora": [1]}}, "methods.lora: options must be a map"),
     ],
 )

@@ -177,3 +177,23 @@ def test_out_holding_other_files_is_refused_before_training(
     assert run_cli(args, monkeypatch) == 2
     assert "not a petscale run" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_probe_trains_the_head_alone(tiny_bert: Path, toy_task: Path, tmp_path: Path) -> None:
+    out = tmp_path / "probe"
+    result = petscale.tune(
+        model=str(tiny_bert), task=str(toy_task), method="probe", out=out, **FAST
+    )
+    assert result["trainable_params"] == 0 and result["head_params"] == 32 * 2 + 2
+    saved = load_file(out / "delta.safetensors")
+    assert sorted(saved) == ["head/classifier.bias", "head/classifier.weight"]
+    initial = load_file(next(tiny_bert.glob("*.safetensors")))
+    assert not torch.equal(saved["head/classifier.weight"], initial["classifier.weight"])
+
+
+def test_nothing_to_train_is_a_one_line_error(
+    tiny_bert: Path, toy_task: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["tune", "--model", str(tiny_bert), "--task", str(toy_task), "--method", "probe"]
+    assert run_cli([*args, "--head", "frozen"], monkeypatch) == 2
+    assert capsys.readouterr().err.strip().startswith("error: nothing to train")

@@ -113,6 +113,16 @@ def run_trial(
     model.to(device)
     head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
+    if not params:
+        reason = (
+            f"the head is not trained (--head {cfg['head']})"
+            if head_parameters(model, structure)
+            else "this model has no classification head (it answers in words)"
+        )
+        raise UserError(
+            f"nothing to train: method {cfg['method']!r} adds no parameters and {reason}; "
+            "pick a PET method, or --head trainable on an encoder"
+        )
 
     answerer = answerer_for(
         loaded.answer,

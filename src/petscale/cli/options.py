@@ -12,7 +12,9 @@ import typer
 
 Model = Annotated[str, typer.Option(help="Model name (petscale models), local folder or hub id.")]
 Task = Annotated[str, typer.Option(help="Task name (petscale tasks) or a CSV/TSV/JSONL path.")]
-Method = Annotated[str, typer.Option(help="full, lora, prompt, bitfit, adapter or apet.")]
+Method = Annotated[
+    str, typer.Option(help="full, lora, prompt, bitfit, adapter, apet or probe (the head alone).")
+]
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")
 ]

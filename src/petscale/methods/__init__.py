@@ -24,6 +24,7 @@ METHODS: dict[str, str] = {
     "bitfit": "biases of attention, feed-forward, layer norms and LM head",
     "adapter": "bottleneck adapters after attention and feed-forward (24)",
     "apet": "an exact number of trainable entries, of any structure",
+    "probe": "nothing but the classification head (the linear-probe baseline)",
 }
 
 
@@ -43,6 +44,13 @@ def get_method(name: str) -> Method:
     return Method(name, module.CONFIG, module.attach, METHODS[name])
 
 
+def has_budget(name: str) -> bool:
+    """Whether ``--budget`` can size the method (full and probe have fixed sizes)."""
+    config_class = get_method(name).config_class
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    return config_class.size_option is not None or "budget" in fields
+
+
 def make_config(method: str, options: dict[str, Any]) -> MethodConfig:
     """The method's config from user options; an option the method lacks is a UserError."""
     config_class = get_method(method).config_class
@@ -57,4 +65,4 @@ def make_config(method: str, options: dict[str, Any]) -> MethodConfig:
     return config
 
 
-__all__ = ["METHODS", "Delta", "Method", "MethodConfig", "get_method", "make_config"]
+__all__ = ["METHODS", "Delta", "Method", "MethodConfig", "get_method", "has_budget", "make_config"]

@@ -9,7 +9,7 @@ Only ``models``, ``tasks`` and ``methods`` are required::
       lora: {rank: 8}               # the method's own options
       apet: {pattern: adjacent}
       bitfit: {budgets: [default]}  # per-method budgets replace the study's list
-    budgets:                        # trainable-parameter budgets; `full` has none
+    budgets:                        # trainable-parameter budgets; `full` and `probe` have none
       - default                     # the method's default budget (no budget option)
       - match: lora                 # LoRA's default count on that model
       - geom: [100, 1000000, 13]    # 13 integers spaced geometrically, both ends included
@@ -172,6 +172,8 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
     ``count(model=..., method=...)`` resolves ``match: M`` budgets for methods other than apet
     (which resolves the match itself); by default ``petscale.api.count``, imported when needed.
     """
+    from petscale.methods import has_budget  # imported here to keep the CLI fast
+
     counts: dict[tuple[str, str], int] = {}
 
     def matched(model: str, method: str) -> int:
@@ -184,7 +186,8 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
     for model in spec.models:
         for task in spec.tasks:
             for entry in spec.methods:
-                budgets = (None,) if entry.name == "full" else entry.budgets or spec.budgets
+                fixed = not has_budget(entry.name)
+                budgets = (None,) if fixed else entry.budgets or spec.budgets
                 for budget in budgets:
                     options = dict(entry.options)
                     if isinstance(budget, int):
@@ -281,8 +284,10 @@ def _method_entry(name: Any, options: Any) -> MethodEntry:
             )
     budgets = options.pop("budgets", None)
     if budgets is not None:
-        if name == "full":
-            raise UserError(f"{key}.budgets: full fine-tuning has no budget; remove 'budgets'")
+        from petscale.methods import has_budget
+
+        if not has_budget(name):
+            raise UserError(f"{key}.budgets: {name} has a fixed size, no budget; remove 'budgets'")
         budgets = _budgets(budgets, f"{key}.budgets")
     return MethodEntry(name, options, budgets)
 
