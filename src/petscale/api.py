@@ -17,13 +17,12 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from petscale.budget import attach_method, count_method, head_count, resolve_config
-from petscale.heads import configure_head, head_parameters
+from petscale.heads import head_parameters
 from petscale.methods.base import Delta
-from petscale.pooling import resolve_pooling
 from petscale.run_folder import read_run
 from petscale.tasks import get_task
-from petscale.trial import DEFAULTS, normalize, run_trial
-from petscale.zoo.loader import load_model, meta_model
+from petscale.trial import DEFAULTS, build_model, normalize, run_trial
+from petscale.zoo.loader import meta_model
 from petscale.zoo.structure import structure_of
 
 _TRIAL_KEYS = set(DEFAULTS) - {"model", "task", "method", "options", "task_options"}
@@ -63,26 +62,15 @@ def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     run = read_run(folder)
     trial = normalize(run.trial)
     spec = get_task(trial["task"], **trial["task_options"]).spec
-    loaded = load_model(trial["model"], spec.kind, max(spec.num_labels, 1))
-    model = loaded.model
-    structure = structure_of(model)
-    delta = attach_method(model, run.method, run.options, structure)
-    delta.load_state_dict(run.delta)
-    configure_head(
-        model,
-        structure,
-        trial["head"],
-        trial["seed"],
-        spec.label_words or spec.labels,
-        loaded.tokenizer,
-        resolve_pooling(trial["pooling"], loaded.pooling, structure),
-    )
+    built = build_model({**trial, "method": run.method}, spec, run.options)
+    model = built.loaded.model
+    built.delta.load_state_dict(run.delta)
     with torch.no_grad():
-        for name, p in head_parameters(model, structure).items():
+        for name, p in head_parameters(model, built.structure).items():
             if name in run.head:
                 p.copy_(run.head[name])
     model.eval()
-    return model, loaded.tokenizer
+    return model, built.loaded.tokenizer
 
 
 def count(

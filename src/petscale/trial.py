@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,15 @@ from petscale.errors import UserError
 from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
 from petscale.methods import get_method
+from petscale.methods.base import Delta
 from petscale.pooling import resolve_pooling
 from petscale.run_folder import check_out, save_run
 from petscale.tasks import DEFAULT_TASK, get_task
+from petscale.tasks.base import TaskSpec
 from petscale.train import SCHEDULES, TrainConfig, evaluate, peak_memory_mb, train
-from petscale.zoo.loader import load_model
+from petscale.zoo.loader import LoadedModel, load_model
 from petscale.zoo.registry import DEFAULT_MODEL
-from petscale.zoo.structure import structure_of
+from petscale.zoo.structure import Structure, structure_of
 
 DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
@@ -81,6 +84,34 @@ def method_options(cfg: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+@dataclass
+class BuiltModel:
+    loaded: LoadedModel
+    structure: Structure
+    delta: Delta
+    total_params: int  # the model's own, before the method adds any tensor
+    pooling: str  # what the head reads, resolved ("cls" or "mean")
+
+
+def build_model(cfg: dict[str, Any], spec: TaskSpec, options: dict[str, Any]) -> BuiltModel:
+    """A trial's model: loaded, the method attached with ``options``, the head set up."""
+    loaded = load_model(cfg["model"], spec.kind, max(spec.num_labels, 1))
+    structure = structure_of(loaded.model)
+    total_params = sum(p.numel() for p in loaded.model.parameters())
+    delta = attach_method(loaded.model, cfg["method"], options, structure)
+    pooling = resolve_pooling(cfg["pooling"], loaded.pooling, structure)
+    configure_head(
+        loaded.model,
+        structure,
+        cfg["head"],
+        cfg["seed"],
+        spec.label_words or spec.labels,
+        loaded.tokenizer,
+        pooling,
+    )
+    return BuiltModel(loaded, structure, delta, total_params, pooling)
+
+
 def run_trial(
     config: dict[str, Any], progress: bool = False, out: str | Path | None = None
 ) -> dict[str, Any]:
@@ -95,21 +126,9 @@ def run_trial(
     spec = task.spec
     splits = task.splits()
     torch.manual_seed(cfg["seed"])
-    loaded = load_model(cfg["model"], spec.kind, max(spec.num_labels, 1))
+    built = build_model(cfg, spec, method_options(cfg))
+    loaded, structure, delta = built.loaded, built.structure, built.delta
     model = loaded.model
-    structure = structure_of(model)
-    total_params = sum(p.numel() for p in model.parameters())
-    delta = attach_method(model, cfg["method"], method_options(cfg), structure)
-    pooling = resolve_pooling(cfg["pooling"], loaded.pooling, structure)
-    configure_head(
-        model,
-        structure,
-        cfg["head"],
-        cfg["seed"],
-        spec.label_words or spec.labels,
-        loaded.tokenizer,
-        pooling,
-    )
     model.to(device)
     head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
@@ -166,11 +185,11 @@ def run_trial(
         "method": cfg["method"],
         "options": delta.config.to_dict(),
         "head": cfg["head"],
-        "pooling": pooling,
+        "pooling": built.pooling,
         "pretrained": loaded.pretrained,
         "trainable_params": delta.trainable_params,
         "head_params": head_count(model, structure),
-        "total_params": total_params,
+        "total_params": built.total_params,
         "steps": steps,
         "batch_size": cfg["batch_size"],
         "lr": lr,
