@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    GPT2Config,
-    GPT2LMHeadModel,
-    T5Config,
-    T5ForConditionalGeneration,
-)
 
+import tiny
 from petscale.budget import attach_method, count_method, meta_twin
 from petscale.errors import UserError
 from petscale.methods import make_config
@@ -21,44 +14,26 @@ from petscale.methods.base import read_saved
 TARGET_ROLES = ("query", "key", "value", "attention.output.dense", "intermediate", "output.dense")
 
 
-def bert(hidden: int = 32, layers: int = 2) -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=256,
-    )
-    return BertForSequenceClassification(config).eval()
+def bert(hidden: int = 32, layers: int = 2) -> torch.nn.Module:
+    # Room for APET concat's soft tokens (4,321 entries / 32 = 135 tokens).
+    extra = {"hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": layers}
+    return tiny.model("bert", max_position_embeddings=256, **extra)
 
 
-def t5() -> T5ForConditionalGeneration:
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=100,
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=2,
-        decoder_start_token_id=0,
-    )
-    return T5ForConditionalGeneration(config).eval()
+def t5() -> torch.nn.Module:
+    return tiny.model("t5", "lm")
 
 
-def gpt2() -> GPT2LMHeadModel:
-    torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2)).eval()
+def gpt2() -> torch.nn.Module:
+    return tiny.model("gpt2", "lm", n_positions=256)
 
 
 def inputs(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(1)
-    ids = torch.randint(100, (2, 7), generator=generator)
+    ids = torch.randint(tiny.VOCAB, (2, 7), generator=generator)
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     if model.config.model_type == "t5":
-        batch["labels"] = torch.randint(100, (2, 3), generator=generator)
+        batch["labels"] = torch.randint(tiny.VOCAB, (2, 3), generator=generator)
     return batch
 
 

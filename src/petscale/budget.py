@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -10,7 +9,7 @@ from torch import nn
 
 from petscale.errors import UserError
 from petscale.heads import head_parameters
-from petscale.methods import Delta, MethodConfig, get_method, make_config
+from petscale.methods import Delta, MethodConfig, get_method, make_config, option_names
 from petscale.zoo.structure import Structure, structure_of
 
 #: The largest size a budget search tries (a rank or bottleneck beyond this is never useful).
@@ -35,9 +34,7 @@ def count_method(model: nn.Module, method: str, config: MethodConfig) -> int:
 
 def resolve_config(model: nn.Module, method: str, options: dict[str, Any]) -> MethodConfig:
     """The method's config; a ``budget`` option on a method without one picks its size."""
-    config_class = get_method(method).config_class
-    native = {f.name for f in dataclasses.fields(config_class)}
-    if "budget" not in options or "budget" in native:
+    if "budget" not in options or "budget" in option_names(method):
         return make_config(method, options)
     budget = int(options["budget"])
     rest = {k: v for k, v in options.items() if k != "budget"}

@@ -3,7 +3,6 @@ batch size, max length, eval cadence, seed) -> scores, counts and costs."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from petscale.budget import attach_method, head_count
 from petscale.errors import UserError
 from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
-from petscale.methods import get_method
+from petscale.methods import get_method, option_names
 from petscale.methods.base import Delta
 from petscale.pooling import resolve_pooling
 from petscale.run_folder import check_out, save_run
@@ -78,8 +77,7 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
 def method_options(cfg: dict[str, Any]) -> dict[str, Any]:
     """The method's options; a method with its own ``seed`` (APET's placement) gets the trial's."""
     options = dict(cfg["options"])
-    fields = {f.name for f in dataclasses.fields(get_method(cfg["method"]).config_class)}
-    if "seed" in fields:
+    if "seed" in option_names(cfg["method"]):
         options.setdefault("seed", cfg["seed"])
     return options
 
@@ -130,12 +128,13 @@ def run_trial(
     loaded, structure, delta = built.loaded, built.structure, built.delta
     model = loaded.model
     model.to(device)
-    head = head_parameters(model, structure) if cfg["head"] == "trainable" else {}
+    every_head_param = head_parameters(model, structure)
+    head = every_head_param if cfg["head"] == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
     if not params:
         reason = (
             f"the head is not trained (--head {cfg['head']})"
-            if head_parameters(model, structure)
+            if every_head_param
             else "this model has no classification head (it answers in words)"
         )
         raise UserError(

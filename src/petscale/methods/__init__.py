@@ -44,17 +44,20 @@ def get_method(name: str) -> Method:
     return Method(name, module.CONFIG, module.attach, METHODS[name])
 
 
+def option_names(name: str) -> set[str]:
+    """The options method ``name`` takes: its config dataclass's fields."""
+    return {f.name for f in dataclasses.fields(get_method(name).config_class)}
+
+
 def has_budget(name: str) -> bool:
     """Whether ``--budget`` can size the method (full and probe have fixed sizes)."""
-    config_class = get_method(name).config_class
-    fields = {f.name for f in dataclasses.fields(config_class)}
-    return config_class.size_option is not None or "budget" in fields
+    return get_method(name).config_class.size_option is not None or "budget" in option_names(name)
 
 
 def make_config(method: str, options: dict[str, Any]) -> MethodConfig:
     """The method's config from user options; an option the method lacks is a UserError."""
     config_class = get_method(method).config_class
-    known = {f.name for f in dataclasses.fields(config_class)}
+    known = option_names(method)
     unknown = sorted(set(options) - known)
     if unknown:
         flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
@@ -65,4 +68,13 @@ def make_config(method: str, options: dict[str, Any]) -> MethodConfig:
     return config
 
 
-__all__ = ["METHODS", "Delta", "Method", "MethodConfig", "get_method", "has_budget", "make_config"]
+__all__ = [
+    "METHODS",
+    "Delta",
+    "Method",
+    "MethodConfig",
+    "get_method",
+    "has_budget",
+    "make_config",
+    "option_names",
+]
