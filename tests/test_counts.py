@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -34,6 +35,10 @@ TOTALS = {
     "gpt2-medium": 354_823_168,
     "gpt2-large": 774_030_080,
     "gpt2-xl": 1_557_611_200,
+    "llama-2-7b": 6_738_415_616,
+    "llama-3.2-1b": 1_235_814_400,
+    "qwen2.5-0.5b": 494_032_768,
+    "gemma-3-1b": 999_885_952,
 }
 #: BertModel (with pooler) alone; the classification head is counted apart.
 BERT_BACKBONES = {
@@ -109,16 +114,26 @@ def test_default_budgets_follow_the_convention(name: str, expected: dict[str, in
         ("adapter", "bottleneck", 1_000_000, (1_000_000 // 24 - 768) // (2 * 768 + 1)),
         ("lora", "rank", 100_000, 100_000 // (24 * 1536)),
         ("bitfit", "layers", 30_000, 30_000 // (4 * 768 + 3072 + 768 + 2 * 768)),
-        ("bitfit", "layers", 10**9, 12),  # bounded by the model's blocks, never past them
     ],
 )
 def test_budget_picks_the_largest_size_that_fits(method, knob, budget, expected) -> None:
     result = petscale.count(model="bert-base-uncased", method=method, budget=budget)
     assert result["options"][knob] == expected
     assert result["trainable_params"] <= budget
-    if not (method == "bitfit" and expected == 12):  # one size more no longer fits
-        bigger = petscale.count(model="bert-base-uncased", method=method, **{knob: expected + 1})
-        assert bigger["trainable_params"] > budget
+    bigger = petscale.count(model="bert-base-uncased", method=method, **{knob: expected + 1})
+    assert bigger["trainable_params"] > budget
+
+
+@pytest.mark.parametrize(
+    ("method", "budget", "message"),
+    [
+        ("lora", 10**15, "is larger than the model ("),
+        ("bitfit", 10**6, "more than bitfit can hold on this model"),  # past its 12 blocks
+    ],
+)
+def test_budget_no_size_can_reach_is_an_error(method, budget, message) -> None:
+    with pytest.raises(UserError, match=re.escape(message)):
+        petscale.count(model="bert-base-uncased", method=method, budget=budget)
 
 
 def test_budget_below_the_smallest_size_is_an_error() -> None:

@@ -75,3 +75,51 @@ def test_methods_without_a_peft_counterpart_are_refused(tmp_path) -> None:
         export(run, tmp_path / "peft")
     with pytest.raises(UserError, match="--format"):
         export(run, tmp_path / "x", format="onnx")
+
+
+@pytest.fixture(scope="module")
+def poolerless_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT checkpoint saved without pooler weights (as MiniLM-L3's rebuilt folder):
+    every load draws a new random pooler."""
+    from transformers import AutoTokenizer, BertModel
+
+    from petscale.zoo import assets
+
+    folder = tmp_path_factory.mktemp("poolerless")
+    config = tiny.config("bert")
+    config.vocab_size = 30522  # MiniLM's tokenizer
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(assets.model_folder("minilm-l6")).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_a_pooler_missing_from_the_checkpoint_travels_with_the_run(
+    poolerless_bert: Path, toy_task: Path, tmp_path: Path, method: str
+) -> None:
+    run = tmp_path / "run"
+    options = {"length": 4} if method == "prompt" else {}
+    petscale.tune(
+        model=str(poolerless_bert), task=str(toy_task), method=method, pooling="cls", steps=3,
+        batch_size=8, max_length=16, seed=3, out=run, **options,
+    )  # fmt: skip
+    model, tokenizer = petscale.load(run)
+    inputs = tokenizer(["a good movie", "the plot was bad and very long"], padding=True,
+                       return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        torch.manual_seed(99)  # another random pooler would be drawn: the saved one must win
+        again = petscale.load(run)[0](**inputs).logits
+    torch.testing.assert_close(again, expected, atol=0, rtol=0)
+
+    out = export(run, tmp_path / "peft")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert "bert.pooler.dense" in config["modules_to_save"]
+    base = AutoModelForSequenceClassification.from_pretrained(
+        config["base_model_name_or_path"], num_labels=2
+    )
+    peft_model = peft.PeftModel.from_pretrained(base, out).eval()
+    with torch.no_grad():
+        got = peft_model(**inputs).logits
+    assert (got - expected).abs().max().item() <= 1e-4

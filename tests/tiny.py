@@ -60,9 +60,35 @@ CONFIGS: dict[str, dict] = {
     ),
     "gpt2": dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=2, n_positions=64, pad_token_id=0),
     "bloom": dict(hidden_size=HIDDEN, n_layer=LAYERS, n_head=2, pad_token_id=0),
+    # LLaMA-style: grouped-query attention (4 query heads, 2 key/value heads of width 8)
+    "llama": dict(
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+    ),
+    # Gemma 3: q/k norms, four norms per block, scaled and tied embeddings, one sliding layer
+    "gemma3_text": dict(
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=64,
+        pad_token_id=0,
+    ),
 }
 
-FAMILIES = tuple(CONFIGS)
+#: The LLaMA-style decoders; their tests are in test_llama.py.
+LLAMA_STYLE = ("llama", "gemma3_text")
+FAMILIES = tuple(f for f in CONFIGS if f not in LLAMA_STYLE)
 ENCODERS = ("bert", "roberta", "mpnet")
 
 

@@ -19,8 +19,9 @@ from transformers import PreTrainedTokenizerBase
 from petscale.budget import attach_method, count_method, head_count, resolve_config
 from petscale.heads import head_parameters
 from petscale.methods.base import Delta
-from petscale.run_folder import read_run
+from petscale.run_folder import check_fits, check_model, read_run
 from petscale.tasks import get_task
+from petscale.tracking import Tracking
 from petscale.trial import DEFAULTS, build_model, normalize, run_trial
 from petscale.zoo.loader import meta_model
 from petscale.zoo.structure import structure_of
@@ -35,13 +36,16 @@ def tune(
     method: str = DEFAULTS["method"],
     out: str | Path | None = None,
     progress: bool = False,
+    track: str | list[str] | None = None,
+    track_dir: str | Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Tune ``model`` on ``task`` with ``method``; returns the same fields as ``tune --json``.
 
     ``options`` mixes training settings (steps, batch_size, lr, max_length, eval_every, seed,
     head, pooling), task options (data_dir, text_field, text_pair_field, label_field, encoding) and
-    method options (rank, alpha, budget, ...).
+    method options (rank, alpha, budget, ...). ``track`` ("tensorboard", "wandb", "mlflow")
+    logs the run's curves and results to ``track_dir`` (default runs/track).
     """
     trial = {k: v for k, v in options.items() if k in _TRIAL_KEYS}
     task_options = {k: v for k, v in options.items() if k in _TASK_KEYS}
@@ -54,21 +58,33 @@ def tune(
         "options": method_options,
         **trial,
     }
-    return run_trial(config, progress=progress, out=out)
+    tracking = Tracking.of(track, track_dir)
+    return run_trial(config, progress=progress, out=out, track=tracking)
 
 
 def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
-    """The base model with the delta (and head) saved in ``folder`` attached, in eval mode."""
+    """The base model with the delta (and head) saved in ``folder`` attached, in eval mode.
+
+    Every saved tensor is checked against the rebuilt model (names, shapes, dtypes) before
+    any is used; weights the checkpoint lacks take the values the run saved.
+    """
     run = read_run(folder)
     trial = normalize(run.trial)
     spec = get_task(trial["task"], **trial["task_options"]).spec
+    torch.manual_seed(trial["seed"])  # a model without a checkpoint is drawn as the run drew it
     built = build_model({**trial, "method": run.method}, spec, run.options)
     model = built.loaded.model
-    built.delta.load_state_dict(run.delta)
+    head = head_parameters(model, built.structure)
+    check_model(run, built.total_params)
+    check_fits(run, "delta", run.delta, built.delta.state_dict())
+    check_fits(run, "head", run.head, head, exact=trial["head"] == "trainable")
+    check_fits(run, "base weights", run.base, built.loaded.fresh, exact=False)
     with torch.no_grad():
-        for name, p in head_parameters(model, built.structure).items():
-            if name in run.head:
-                p.copy_(run.head[name])
+        for name, tensor in run.base.items():
+            built.loaded.fresh[name].copy_(tensor)
+        for name, tensor in run.head.items():
+            head[name].copy_(tensor)
+    built.delta.load_state_dict(run.delta)
     model.eval()
     return model, built.loaded.tokenizer
 

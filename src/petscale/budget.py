@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import typing
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -32,17 +35,76 @@ def count_method(model: nn.Module, method: str, config: MethodConfig) -> int:
         delta.detach()
 
 
+def check_options(method: str, options: Mapping[str, Any]) -> None:
+    """Every check a method's options get without a model: known names, finite numbers, the
+    method's own validation, and a budget never given with the size it picks."""
+    hints = typing.get_type_hints(get_method(method).config_class)
+    for name, value in options.items():
+        flag = f"--{name.replace('_', '-')}"
+        finite(flag, value)
+        if name in hints and not _has_type(value, hints[name]):
+            kind = " or ".join(t.__name__ for t in typing.get_args(hints[name]) or [hints[name]])
+            raise UserError(f"{flag} takes {kind.replace('NoneType', 'nothing')}, got {value!r}")
+    if "budget" not in options or "budget" in option_names(method):
+        make_config(method, dict(options))
+        return
+    knob = get_method(method).config_class.size_option
+    if knob is None:
+        raise UserError(f"method {method!r} has no size to fit --budget to; drop --budget")
+    if knob in options:
+        raise UserError(f"give either --budget or --{knob.replace('_', '-')}, not both")
+    if options["budget"] <= 0:
+        raise UserError(f"--budget must be positive, got {options['budget']}")
+    make_config(method, {k: v for k, v in options.items() if k != "budget"})
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    # A whole number is a fine float; True is no number (YAML reads `yes` as True).
+    kinds = typing.get_args(hint) or (hint,)
+    if float in kinds:
+        kinds = (*kinds, int)
+    return not isinstance(value, bool) and isinstance(value, tuple(k for k in kinds if k))
+
+
+def finite(name: str, value: Any) -> None:
+    """A number a user gave must be finite and fit a 64-bit integer or float (torch's range)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{name} must be a finite number, got {value}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise UserError(f"{name} {value} is too large; use a number below 2**63")
+
+
 def resolve_config(model: nn.Module, method: str, options: dict[str, Any]) -> MethodConfig:
     """The method's config; a ``budget`` option on a method without one picks its size."""
+    check_options(method, options)
     if "budget" not in options or "budget" in option_names(method):
-        return make_config(method, options)
+        config = make_config(method, options)
+        knob = get_method(method).config_class.size_option
+        if knob in options:  # a size the user chose must not outgrow the model
+            twin = model if _on_meta(model) else meta_twin(model)
+            count, total = count_method(twin, method, config), model_size(twin)
+            if count > total:
+                raise UserError(
+                    f"--{knob.replace('_', '-')} {options[knob]} gives {method} {count:,} "
+                    f"trainable parameters, more than the model's {total:,}; lower it"
+                )
+        return config
     budget = int(options["budget"])
     rest = {k: v for k, v in options.items() if k != "budget"}
     return fit_budget(model, method, rest, budget)
 
 
+def model_size(model: nn.Module) -> int:
+    """The model's own parameter count (before any method is attached)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def fit_budget(model: nn.Module, method: str, options: dict[str, Any], budget: int) -> MethodConfig:
-    """The largest size (rank, bottleneck, prompt length ...) whose count is <= ``budget``."""
+    """The largest size (rank, bottleneck, prompt length ...) whose count is <= ``budget``.
+
+    A budget larger than the model, or than the method can use on it (BitFit's biases), is a
+    UserError: no size fits it, and a size searched for it could exhaust memory.
+    """
     config_class = get_method(method).config_class
     knob = config_class.size_option
     if knob is None:
@@ -52,8 +114,14 @@ def fit_budget(model: nn.Module, method: str, options: dict[str, Any], budget: i
     if budget <= 0:
         raise UserError(f"--budget must be positive, got {budget}")
     twin = model if _on_meta(model) else meta_twin(model)
+    total = model_size(twin)
+    if budget > total:
+        raise UserError(
+            f"--budget {budget:,} is larger than the model ({total:,} parameters); lower it"
+        )
     # A knob the model bounds (BitFit's number of blocks) is never tried past its maximum.
-    largest = min(MAX_SIZE, config_class.max_size(structure_of(twin)) or MAX_SIZE)
+    bound = config_class.max_size(structure_of(twin))
+    largest = min(MAX_SIZE, bound or MAX_SIZE)
 
     def count(size: int) -> int:
         return count_method(twin, method, make_config(method, {**options, knob: size}))
@@ -62,6 +130,11 @@ def fit_budget(model: nn.Module, method: str, options: dict[str, Any], budget: i
         raise UserError(
             f"--budget {budget} is below the smallest {method} on this model "
             f"({count(1)} parameters at {knob}=1); raise it or use apet for exact budgets"
+        )
+    if bound is not None and count(bound) < budget:
+        raise UserError(
+            f"--budget {budget:,} is more than {method} can hold on this model (at most "
+            f"{count(bound):,}, at {knob}={bound}); lower it or use apet for exact budgets"
         )
     low, high = 1, 2  # count(low) <= budget; grow high until it is over
     while high <= largest and count(high) <= budget:

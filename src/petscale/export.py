@@ -6,6 +6,9 @@ Output: adapter_config.json + adapter_model.safetensors, which
 for every family; prompt tuning for encoders and for decoders without a head (PEFT puts the
 soft tokens on T5's decoder too, and pools GPT-2/BLOOM classifiers differently). A head that
 read the mean of the text (``--pooling mean``) has no PEFT counterpart: such runs are refused.
+Weights the run depends on that the base checkpoint lacks (the head, and the ``base/`` tensors
+of the run folder, such as a pooler drawn at random on load) travel in ``modules_to_save``.
+The run folder is checked against the model on the meta device before any tensor is written.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from petscale.budget import attach_method
 from petscale.errors import UserError
+from petscale.heads import head_parameters
 from petscale.pooling import resolve_pooling
-from petscale.run_folder import read_run
+from petscale.run_folder import SavedRun, check_fits, check_model, read_run
 from petscale.zoo import registry
 from petscale.zoo.loader import meta_model
 from petscale.zoo.structure import Structure, structure_of
@@ -34,23 +39,40 @@ def export(folder: str | Path, out: str | Path, format: str = "peft") -> Path:
     if format not in FORMATS:
         raise UserError(f"unknown --format {format!r}; formats: {', '.join(FORMATS)}")
     folder, out = Path(folder), Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a folder for the adapter")
     run = read_run(folder)
     model_name = run.trial["model"]
-    structure = _structure(model_name, run.head)
+    structure = _checked_structure(run)
     _require_cls_pooling(run.trial, structure)
-    config, weights = _peft_adapter(run.method, run.options, run.delta, run.head, structure)
+    config, weights = _peft_adapter(run, structure)
     config["base_model_name_or_path"] = str(_base_folder(model_name))
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in weights.items()}, out / "adapter_model.safetensors")
-    (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.contiguous() for k, v in weights.items()}
+        save_file(tensors, out / "adapter_model.safetensors")
+        (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    except OSError as err:
+        raise UserError(
+            f"cannot write the adapter to {out} ({err.strerror or err}); pass a folder you can "
+            "write to"
+        ) from err
     return out
 
 
-def _structure(model_name: str, head: dict[str, torch.Tensor]) -> Structure:
-    """The model's structure on the meta device, with a head of the saved head's width."""
-    kind = "classification"
-    labels = next((v.shape[0] for k, v in head.items() if k.endswith("weight")), 2)
-    return structure_of(meta_model(model_name, kind, labels))
+def _checked_structure(run: SavedRun) -> Structure:
+    """The model's structure on the meta device, with a head of the saved head's width; the
+    saved tensors are checked against it (names, shapes, dtypes) and the model's size."""
+    labels = next((v.shape[0] for k, v in run.head.items() if k.endswith("weight")), 2)
+    network = meta_model(run.trial["model"], "classification", labels)
+    structure = structure_of(network)
+    own = dict(network.named_parameters())
+    check_fits(run, "base weights", run.base, own, exact=False)
+    check_fits(run, "head", run.head, head_parameters(network, structure), exact=bool(run.head))
+    delta = attach_method(network, run.method, run.options, structure)
+    check_fits(run, "delta", run.delta, delta.state_dict())
+    check_model(run, sum(p.numel() for p in own.values()))
+    return structure
 
 
 def _require_cls_pooling(trial: dict[str, Any], structure: Structure) -> None:
@@ -74,18 +96,21 @@ def _base_folder(model_name: str) -> Path:
 
 
 def _peft_adapter(
-    method: str,
-    options: dict[str, Any],
-    own: dict[str, torch.Tensor],
-    head: dict[str, torch.Tensor],
-    structure: Structure,
+    run: SavedRun, structure: Structure
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """PEFT's adapter config and its tensors under PEFT's key names."""
+    method, options, own, head = run.method, run.options, run.delta, run.head
     head_modules = structure.modules("head") if head else []
+    # The base weights the run saved travel as whole modules (PEFT saves modules, not tensors).
+    saved_modules = sorted({k.rsplit(".", 1)[0] for k in run.base} - set(head_modules))
     task_type = "SEQ_CLS" if head else _TASK_TYPES.get(structure.kind)
     if task_type is None:
         raise UserError("an encoder delta without a trained head has no PEFT task type")
-    common = {"task_type": task_type, "modules_to_save": head_modules, "inference_mode": True}
+    common = {
+        "task_type": task_type,
+        "modules_to_save": head_modules + saved_modules,
+        "inference_mode": True,
+    }
     if method == "lora":
         targets = sorted({k.rsplit(".", 1)[0] for k in own})
         config = {
@@ -118,5 +143,5 @@ def _peft_adapter(
         weights = {"prompt_embeddings": prompt}
     else:
         raise UserError(f"PEFT has no counterpart of petscale's {method!r}; export lora or prompt")
-    weights.update({f"{prefix}{k}": v for k, v in head.items()})
+    weights.update({f"{prefix}{k}": v for k, v in {**run.base, **head}.items()})
     return config, weights

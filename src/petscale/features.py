@@ -27,7 +27,15 @@ _memory: dict[str, dict[str, list[Features]]] = {}
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab())
+    if backend is None:
+        text = json.dumps(tokenizer.get_vocab())
+    else:
+        # Encoding sets the backend's truncation and padding state; the answerer's own key
+        # covers max length, so that state is left out: the key stays the same after a call.
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        text = json.dumps(state, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -1,21 +1,34 @@
 """A run folder: what ``tune --out`` writes and ``load`` / ``export`` read.
 
-delta.safetensors   the method's trained tensors, and the trained head under ``head/``
+delta.safetensors   the method's trained tensors, the trained head under ``head/``, and under
+                    ``base/`` the model's weights its checkpoint lacked (drawn at random on load,
+                    such as a missing pooler): the run depends on their values
 delta.json          method and options (Delta.save)
-trial.json          the normalised trial config (model, task, head mode ...)
+trial.json          the normalised trial config (model, task, head mode ...); a model, task or
+                    data folder given as a path is stored absolute, so a run loads from anywhere
 metrics.json        the result ``tune --json`` prints
 
 The folder is written whole or not at all: into a hidden sibling, then renamed into place.
 ``--out`` may name a new folder or an earlier run folder (replaced only once the new one is
-complete); a folder holding anything else is refused before training starts.
+complete); a folder holding anything else, or one that cannot be written, is refused before
+training starts. A crash between the two renames that replace an earlier run leaves it in a
+hidden ``.NAME.earlier.*`` sibling; the next write or read of the folder puts it back.
+
+Everything read is checked before a tensor is used: both JSON files, the safetensors file,
+the method and its options, and (``check_fits``, ``check_model``) every tensor's name, shape
+and dtype against what the rebuilt model needs, and the model's size against the run's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import json
 import os
 import shutil
 import tempfile
+import typing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,28 +37,45 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import Delta, read_saved
+from petscale.methods.base import Delta, read_json_object, read_saved
 
 HEAD_PREFIX = "head/"
+BASE_PREFIX = "base/"
+
+_EARLIER = "earlier"
 
 
 @dataclass
 class SavedRun:
+    folder: Path
     trial: dict[str, Any]
     method: str
     options: dict[str, Any]
     delta: dict[str, torch.Tensor]  # the method's own tensors
     head: dict[str, torch.Tensor]  # head parameter name -> trained tensor
+    base: dict[str, torch.Tensor]  # model weights the checkpoint lacked -> the run's values
+    metrics: dict[str, Any]
 
 
 def check_out(out: Path) -> None:
     """Refuse, before any training, an ``--out`` that a finished run could not replace."""
+    recover(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder for the run")
     if out.is_dir() and any(out.iterdir()) and not (out / "trial.json").is_file():
         raise UserError(
             f"--out {out} holds files that are not a petscale run; pass a new or empty folder"
         )
+    above = next(p for p in out.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise UserError(f"--out {out}: {above} is a file, not a folder; pass another --out")
+    try:  # the run is written next to --out, then renamed: the folder above must take it
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe.", dir=above))
+    except OSError as err:
+        raise UserError(
+            f"--out {out} cannot be written ({above}: {err.strerror or err}); pass a folder "
+            "you can write to"
+        ) from err
 
 
 def save_run(
@@ -54,18 +84,69 @@ def save_run(
     head: dict[str, nn.Parameter],
     report: dict[str, Any],
     trial: dict[str, Any],
+    fresh: dict[str, nn.Parameter] | None = None,
 ) -> None:
+    """Write the run whole; if ``out`` fails after training, keep it elsewhere and say where."""
     check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tensors = {f"{HEAD_PREFIX}{name}": p.detach() for name, p in head.items()}
+    fresh = {n: p for n, p in (fresh or {}).items() if n not in head}
+    tensors.update({f"{BASE_PREFIX}{n}": p.detach() for n, p in fresh.items()})
+    files = {"trial.json": portable(trial), "metrics.json": report}
+    staging = None
     try:
-        head_tensors = {f"{HEAD_PREFIX}{name}": p.detach() for name, p in head.items()}
-        delta.save(staging, extra=head_tensors)
-        (staging / "trial.json").write_text(json.dumps(trial, indent=2) + "\n")
-        (staging / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        _write(staging, delta, tensors, files)
+    except OSError as err:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        kept = _keep_elsewhere(out, err, delta, tensors, files)
+        raise UserError(
+            f"could not write the run to {out} ({err.strerror or err}); it was kept in {kept}"
+        ) from err
+    try:
         _swap_in(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except OSError as err:
+        raise UserError(
+            f"could not move the finished run into {out} ({err.strerror or err}); "
+            f"it was kept in {staging}"
+        ) from err
+
+
+def _write(
+    folder: Path, delta: Delta, tensors: dict[str, torch.Tensor], files: dict[str, Any]
+) -> None:
+    delta.save(folder, extra=tensors)
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content, indent=2) + "\n")
+
+
+def _keep_elsewhere(
+    out: Path, err: OSError, delta: Delta, tensors: dict[str, torch.Tensor], files: dict[str, Any]
+) -> Path:
+    """A folder in the system's temporary space holding the run ``out`` could not take."""
+    kept = None
+    try:
+        kept = Path(tempfile.mkdtemp(prefix=f"petscale-{out.name}-"))
+        _write(kept, delta, tensors, files)
+    except OSError as second:
+        if kept is not None:
+            shutil.rmtree(kept, ignore_errors=True)
+        raise UserError(
+            f"could not write the run to {out} ({err.strerror or err}) nor to a temporary "
+            f"folder ({second.strerror or second}); the scores: {json.dumps(files['metrics.json'])}"
+        ) from err
+    return kept
+
+
+def portable(trial: dict[str, Any]) -> dict[str, Any]:
+    """The trial with the model, task and data folder it names by path made absolute."""
+    out = {**trial, "task_options": dict(trial.get("task_options") or {})}
+    for holder, key in ((out, "model"), (out, "task"), (out["task_options"], "data_dir")):
+        value = holder.get(key)
+        if value is not None and Path(value).exists():
+            holder[key] = str(Path(value).resolve())
+    return out
 
 
 def _swap_in(staging: Path, out: Path) -> None:
@@ -73,21 +154,159 @@ def _swap_in(staging: Path, out: Path) -> None:
     if not out.exists():
         os.rename(staging, out)
         return
-    earlier = Path(tempfile.mkdtemp(prefix=f".{out.name}.earlier.", dir=out.parent))
+    earlier = Path(tempfile.mkdtemp(prefix=f".{out.name}.{_EARLIER}.", dir=out.parent))
     os.rename(out, earlier / "run")
     os.rename(staging, out)
     shutil.rmtree(earlier, ignore_errors=True)
 
 
+def recover(out: Path) -> None:
+    """Put back the earlier run a crash inside ``_swap_in`` left aside, and drop leftovers."""
+    if not out.parent.is_dir():
+        return
+    pattern = f".{glob.escape(out.name)}.{_EARLIER}.*"
+    leftovers = sorted(out.parent.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not leftovers:
+        return
+    if not out.exists() and (leftovers[-1] / "run").is_dir():
+        aside = leftovers[-1] / "run"
+        try:
+            os.rename(aside, out)
+        except OSError as err:
+            raise UserError(
+                f"{out} was being replaced when a run stopped; the earlier run is in {aside} "
+                f"and could not be moved back ({err.strerror or err}): move it to {out}"
+            ) from err
+        warnings.warn(
+            f"put back the earlier run {out}, left aside by an interrupted write", stacklevel=2
+        )
+    for leftover in leftovers:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def read_run(folder: str | Path) -> SavedRun:
+    """The run saved in ``folder``, its JSON files and tensors checked (not yet against a model)."""
     folder = Path(folder)
-    meta, tensors = read_saved(folder)
+    recover(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; pass a folder written by `tune --out`")
     if not (folder / "trial.json").is_file():
         raise UserError(f"{folder} has no trial.json; pass a folder written by `tune --out`")
-    return SavedRun(
-        trial=json.loads((folder / "trial.json").read_text()),
-        method=meta["method"],
-        options=meta["options"],
-        delta={k: v for k, v in tensors.items() if not k.startswith(HEAD_PREFIX)},
-        head={k[len(HEAD_PREFIX) :]: v for k, v in tensors.items() if k.startswith(HEAD_PREFIX)},
+    trial = read_json_object(folder / "trial.json")
+    _check_trial(folder, trial)
+    metrics = (
+        read_json_object(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
     )
+    meta, tensors = read_saved(folder)
+    _check_options(folder, meta["method"], meta["options"])
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise UserError(f"{folder}: saved tensor {name} holds NaN or infinite values")
+    parts: dict[str, dict[str, torch.Tensor]] = {"": {}, HEAD_PREFIX: {}, BASE_PREFIX: {}}
+    for key, tensor in tensors.items():
+        prefix = next((p for p in (HEAD_PREFIX, BASE_PREFIX) if key.startswith(p)), "")
+        parts[prefix][key[len(prefix) :]] = tensor
+    return SavedRun(
+        folder,
+        trial,
+        meta["method"],
+        meta["options"],
+        parts[""],
+        parts[HEAD_PREFIX],
+        parts[BASE_PREFIX],
+        metrics,
+    )
+
+
+#: trial settings whose default is None, and the type they hold when set
+_UNSET_TYPES: dict[str, type] = {"steps": int, "lr": float, "schedule": str}
+
+
+def _check_trial(folder: Path, trial: dict[str, Any]) -> None:
+    from petscale.trial import DEFAULTS  # trial imports this module
+
+    for key in ("model", "task"):
+        if not isinstance(trial.get(key), str) or not trial[key]:
+            raise UserError(f"{folder}/trial.json: {key!r} must be a name or path (a string)")
+    for key, value in trial.items():
+        wanted = _UNSET_TYPES.get(key) or type(DEFAULTS.get(key))
+        if key in DEFAULTS and value is not None and not _is_a(value, wanted):
+            raise UserError(
+                f"{folder}/trial.json: {key!r} must be {wanted.__name__}, got {value!r}"
+            )
+    for key, value in trial.get("task_options", {}).items():
+        if value is not None and not isinstance(value, str):
+            raise UserError(f"{folder}/trial.json: task option {key!r} must be a string")
+    model = trial["model"]
+    looks_like_path = os.sep in model or model.startswith(".")
+    if looks_like_path and not (Path(model) / "config.json").is_file():
+        raise UserError(
+            f"{folder}/trial.json names the model folder {model}, which is not here (or holds "
+            "no config.json): the run needs the model it was trained on"
+        )
+
+
+def _check_options(folder: Path, method: str, options: dict[str, Any]) -> None:
+    """Each saved option is one the method takes, of the type it takes."""
+    from petscale.methods import get_method, option_names
+
+    config_class = get_method(method).config_class
+    types = typing.get_type_hints(config_class)
+    unknown = sorted(set(options) - option_names(method))
+    if unknown:
+        raise UserError(f"{folder}/delta.json: {method} has no option(s) {unknown}")
+    for field in dataclasses.fields(config_class):
+        value = options.get(field.name)
+        allowed = typing.get_args(types[field.name]) or (types[field.name],)
+        if field.name in options and not any(_is_a(value, t) for t in allowed):
+            raise UserError(
+                f"{folder}/delta.json: option {field.name!r} of {method} cannot be {value!r}"
+            )
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    """isinstance for JSON values: an int is a float too, a bool is no number."""
+    if kind is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def check_fits(
+    run: SavedRun,
+    what: str,
+    saved: dict[str, torch.Tensor],
+    wanted: dict[str, torch.Tensor],
+    exact: bool = True,
+) -> None:
+    """Saved tensors are the ones the rebuilt model needs: names (all of them when ``exact``),
+    shapes and dtypes."""
+    unexpected = sorted(saved.keys() - wanted.keys())
+    missing = sorted(wanted.keys() - saved.keys()) if exact else []
+    if unexpected or missing:
+        raise UserError(
+            f"{run.folder}: the saved {what} does not fit {run.trial['model']}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    for name, tensor in saved.items():
+        need = wanted[name]
+        if tensor.shape != need.shape or tensor.dtype != need.dtype:
+            raise UserError(
+                f"{run.folder}: saved {what} tensor {name} is {tensor.dtype} "
+                f"{tuple(tensor.shape)}; the model needs {need.dtype} {tuple(need.shape)}"
+            )
+
+
+def check_model(run: SavedRun, total_params: int) -> None:
+    """The model rebuilt from the run's ``model`` is the size the run was trained on."""
+    trained_on = run.metrics.get("total_params")
+    if not _is_a(trained_on, int) and trained_on is not None:
+        raise UserError(f"{run.folder}/metrics.json: total_params must be an integer")
+    if trained_on is not None and trained_on != total_params:
+        raise UserError(
+            f"{run.folder} was trained on a model of {trained_on:,} parameters, but "
+            f"{run.trial['model']} has {total_params:,}: pass the run's own model"
+        )

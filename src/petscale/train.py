@@ -17,9 +17,21 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from petscale.answers.base import Answerer, Features
+from petscale.errors import UserError
 from petscale.tasks.metrics import score as metric_score
 
 SCHEDULES = ("linear", "constant")
+#: Batches are formed within groups of this many batches, sorted by length (less padding).
+LENGTH_GROUP = 50
+#: On an accelerator the losses are read back (a host sync) every this many steps, not each.
+SYNC_EVERY = 25
+
+
+class Diverged(UserError):
+    """Training went non-finite (NaN or inf): the run stops and nothing trained is kept."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; stopped, nothing saved. Lower --lr or check the data")
 
 
 @dataclass
@@ -60,12 +72,27 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
-    """Endless seeded shuffles of range(n), cut into batches (the last one short)."""
+def batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+    """Endless seeded epochs cut into batches of examples of similar length.
+
+    Each epoch is shuffled, cut into groups of ``LENGTH_GROUP`` batches, each group sorted by
+    length and cut into batches, and the batches' order shuffled again: every batch is still a
+    random draw of its group, with far less padding than a random batch.
+    """
+    group = batch_size * LENGTH_GROUP
     while True:
-        order = torch.randperm(n, generator=generator).tolist()
-        for start in range(0, n, batch_size):
-            yield order[start : start + batch_size]
+        order = torch.randperm(len(lengths), generator=generator).tolist()
+        cut: list[list[int]] = []
+        for start in range(0, len(order), group):
+            members = sorted(order[start : start + group], key=lengths.__getitem__)
+            cut += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
+        for i in torch.randperm(len(cut), generator=generator).tolist():
+            yield cut[i]
+
+
+def feature_length(features: Features) -> int:
+    """The tokens an example contributes to a padded batch (all its fields, all formats)."""
+    return sum(len(v) for v in features.values())
 
 
 def evaluate(
@@ -116,14 +143,14 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     device = accelerator.device
-    order = batches(
-        len(train_features), config.batch_size, torch.Generator().manual_seed(config.seed)
-    )
+    lengths = [feature_length(f) for f in train_features]
+    order = batches(lengths, config.batch_size, torch.Generator().manual_seed(config.seed))
     result = TrainResult()
     eval_steps = _eval_steps(config)
     model.train()
     start = time.perf_counter()
     train_seconds = 0.0
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, loss) not yet read back
     with _progress_bar(progress) as bar:
         task = bar.add_task("training", total=config.steps, loss=math.nan, dev=math.nan)
         for step in range(1, config.steps + 1):
@@ -138,14 +165,36 @@ def train(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             train_seconds += time.perf_counter() - step_start
-            result.losses.append(loss.item())
+            pending.append((step, loss.detach()))
             if step in eval_steps:
                 result.curve.append((step, evaluate_dev()))
-            last_dev = result.curve[-1][1] if result.curve else math.nan
-            bar.update(task, advance=1, loss=result.losses[-1], dev=last_dev)
+            if device.type == "cpu" or step in eval_steps or step % SYNC_EVERY == 0:
+                _read_back(pending, result, accelerator)
+                last_dev = result.curve[-1][1] if result.curve else math.nan
+                bar.update(task, completed=step, loss=result.losses[-1], dev=last_dev)
+    # The last update comes after the last loss: check the trained tensors once, at the end.
+    if not all(bool(p.isfinite().all()) for p in params):
+        raise Diverged("a trained tensor became non-finite")
     result.seconds = time.perf_counter() - start
     result.step_seconds = train_seconds / max(1, config.steps)
     return result
+
+
+def _read_back(
+    pending: list[tuple[int, torch.Tensor]], result: TrainResult, accelerator: Accelerator
+) -> None:
+    """The pending losses as floats (one host sync), logged with their steps; empties it."""
+    values = torch.stack([loss for _, loss in pending]).float().tolist()
+    dev = dict(result.curve)
+    for (step, _), value in zip(pending, values, strict=True):
+        if not math.isfinite(value):
+            raise Diverged(f"the training loss became {value} at step {step}")
+        result.losses.append(value)
+        logged = {"train_loss": value}
+        if step in dev:
+            logged["dev_score"] = dev[step]
+        accelerator.log(logged, step=step)  # no-op unless trackers were asked for
+    pending.clear()
 
 
 def _eval_steps(config: TrainConfig) -> set[int]:

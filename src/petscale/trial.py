@@ -4,7 +4,9 @@ batch size, max length, eval cadence, seed) -> scores, counts and costs."""
 from __future__ import annotations
 
 import math
+import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,20 +14,23 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from petscale import tracking
 from petscale.answers import answerer_for
-from petscale.budget import attach_method, head_count
+from petscale.budget import attach_method, check_options, finite, head_count
 from petscale.errors import UserError
 from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
 from petscale.methods import get_method, option_names
 from petscale.methods.base import Delta
+from petscale.methods.prompt import position_limit
 from petscale.pooling import resolve_pooling
 from petscale.run_folder import check_out, save_run
+from petscale.study.spec import trial_id
 from petscale.tasks import DEFAULT_TASK, get_task
 from petscale.tasks.base import TaskSpec
 from petscale.train import SCHEDULES, TrainConfig, evaluate, peak_memory_mb, train
 from petscale.zoo.loader import LoadedModel, load_model
-from petscale.zoo.registry import DEFAULT_MODEL
+from petscale.zoo.registry import DEFAULT_MODEL, shape_config
 from petscale.zoo.structure import Structure, structure_of
 
 DEFAULTS: dict[str, Any] = {
@@ -69,9 +74,31 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
     if out["precision"] not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    for key, value in out.items():  # inf, nan or past 64 bits: torch would fail or train NaN
+        finite(f"--{key.replace('_', '-')}", value)
     if out["lr"] is not None and not out["lr"] > 0:
         raise UserError(f"--lr must be positive, got {out['lr']}")
+    check_options(out["method"], out["options"])  # before any data or weights are loaded
+    limit = _positions(out["model"])
+    if limit is not None and out["max_length"] > limit:
+        print(
+            f"note: {out['model']} has {limit} positions; --max-length {out['max_length']} "
+            f"lowered to {limit}",
+            file=sys.stderr,
+        )
+        out["max_length"] = limit
     return out
+
+
+def _positions(model: str) -> int | None:
+    """The model's position limit, from its config alone; None where it has none, or where the
+    config cannot be read (load_model then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a hub id counted as its bundled config: fine here
+            return position_limit(shape_config(model))
+    except UserError:
+        return None
 
 
 def method_options(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -111,14 +138,28 @@ def build_model(cfg: dict[str, Any], spec: TaskSpec, options: dict[str, Any]) ->
 
 
 def run_trial(
-    config: dict[str, Any], progress: bool = False, out: str | Path | None = None
+    config: dict[str, Any],
+    progress: bool = False,
+    out: str | Path | None = None,
+    track: tracking.Tracking | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate one configuration; write the trained delta to ``out`` if given."""
+    """Train and evaluate one configuration; write the trained delta to ``out`` if given.
+
+    ``track`` (default: what ``PETSCALE_TRACK`` asks for) logs the curves to experiment
+    trackers; it is not part of the config, so it never changes the trial's id.
+    """
     cfg = normalize(config)
     if out is not None:
         check_out(Path(out))
     started = time.perf_counter()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg["precision"])
+    track = track or tracking.Tracking.from_env()
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=cfg["precision"],
+        **(track.accelerator_options() if track else {}),
+    )
+    run_name = f"{Path(cfg['model']).name}-{Path(cfg['task']).name}-{trial_id(config)}"
+    tracking.start(accelerator, cfg, run_name)
     device = accelerator.device
     task = get_task(cfg["task"], **cfg["task_options"])
     spec = task.spec
@@ -204,5 +245,6 @@ def run_trial(
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
     if out is not None:
-        save_run(Path(out), delta, head, report, cfg)
+        save_run(Path(out), delta, head, report, cfg, fresh=loaded.fresh)
+    tracking.finish(accelerator, report)
     return report

@@ -6,8 +6,10 @@ import sys
 
 import typer
 
+from petscale.cli import demo as demo_cli
 from petscale.cli import export as export_cli
 from petscale.cli import models as models_cli
+from petscale.cli import report as report_cli
 from petscale.cli import study as study_cli
 from petscale.cli import tasks as tasks_cli
 from petscale.cli import tune as tune_cli
@@ -22,10 +24,11 @@ app = typer.Typer(
 )
 app.command("tune")(tune_cli.tune)
 app.command("count")(tune_cli.count)
-app.command("demo")(tune_cli.demo)
+app.command("demo")(demo_cli.demo)
 app.command("models")(models_cli.models)
 app.command("tasks")(tasks_cli.tasks_command)
 app.command("export")(export_cli.export)
+app.command("report")(report_cli.report)
 app.add_typer(study_cli.app, name="study", help="Run a study grid; its status; export results.")
 
 

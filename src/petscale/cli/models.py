@@ -4,31 +4,39 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console
-from rich.table import Table
-
 from petscale.cli import options as o
+from petscale.cli.table import print_table
 
 
 def models(json_output: o.Json = False) -> None:
-    """List the known models: family, layers, hidden size, parameters, and whether installed."""
+    """List the known models: family, layers, hidden size, parameters, whether their weights
+    are here, and the hub id each stands for (counting takes either name)."""
     from petscale.zoo.catalog import catalog
 
     rows = catalog()
     if json_output:
         print(json.dumps(rows))
         return
-    table = Table("name", "family", "layers", "hidden", "parameters", "pretrained weights")
-    for row in rows:
-        table.add_row(
-            row["name"],
-            row["family"],
-            str(row["layers"]),
-            str(row["hidden"]),
-            f"{row['parameters'] / 1e6:,.1f}M",
-            "yes" if row["installed"] else _missing(row["source"]),
-        )
-    Console().print(table)
+    print_table(
+        ("name", "family", "layers", "hidden", "parameters", "pretrained weights", "hub id"),
+        [
+            (
+                row["name"],
+                row["family"],
+                str(row["layers"]),
+                str(row["hidden"]),
+                f"{row['parameters'] / 1e6:,.1f}M",
+                _weights(row),
+                row["hub_id"],
+            )
+            for row in rows
+        ],
+    )
+
+
+def _weights(row: dict) -> str:
+    state = "yes" if row["installed"] else _missing(row["source"])
+    return f"{state} ({row['note']})" if row["note"] else state
 
 
 def _missing(source: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from petscale.errors import UserError
 from petscale.study.export import export as export_table
 from petscale.study.runners import Events, run_study
-from petscale.study.spec import check_names, expand, load_spec
-from petscale.study.store import Store
+from petscale.study.spec import check_counts, check_names, expand, load_spec
+from petscale.study.store import Store, keep_spec
 from petscale.study.worker import DEFAULT_TRIAL, Outcome
+from petscale.tracking import Tracking
 
 app = typer.Typer(
     help="Run a grid of trials from a YAML spec into a SQLite store; rerun to resume.",
@@ -44,14 +46,26 @@ def run(
     trial: str = typer.Option(
         DEFAULT_TRIAL, "--trial", help="The trial function, as 'package.module:function'."
     ),
+    track: list[str] | None = typer.Option(
+        None, "--track", help="Log each trial to a tracker: tensorboard, wandb, mlflow."
+    ),
+    track_dir: Path | None = typer.Option(
+        None, "--track-dir", help="Where trackers write (default runs/track)."
+    ),
 ) -> None:
     """Run every trial of SPEC not yet done; a rerun resumes where the last one stopped."""
     with _user_errors():
+        tracking = Tracking.of(track, track_dir)
+        if tracking:  # workers read it from their environment: it stays out of the trial ids
+            os.environ.update(tracking.env())
         grid = load_spec(spec)
         if trial == DEFAULT_TRIAL:
             check_names(grid)
         configs = expand(grid)
+        if trial == DEFAULT_TRIAL:
+            check_counts(configs)  # every budget fits its model, before any trial runs
         folder = out or _default_folder(spec)
+        keep_spec(spec, folder)
         with _ProgressEvents(len(configs)) as events:
             counts = run_study(
                 folder,
@@ -64,6 +78,7 @@ def run(
                 gpus_per_trial=gpus_per_trial,
                 retry_failed=retry_failed,
                 events=events,
+                keep_deltas=grid.keep_deltas,
             )
     typer.echo(
         f"{counts['done']}/{len(configs)} done, {counts['failed']} failed, "
@@ -72,6 +87,49 @@ def run(
     if counts["failed"]:
         typer.echo(f"rerun failed trials: petscale study run {spec} --retry-failed", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def thresholds(
+    spec: Path = typer.Argument(..., help="A study spec with apet entries; budgets: the bracket."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Study folder. Default: next to the spec, named after it."
+    ),
+    rounds: int = typer.Option(4, "--rounds", help="Rounds of new budgets after the first grid."),
+    tolerance: float = typer.Option(
+        0.01, "--tolerance", help="High threshold: within this of full fine-tuning's score."
+    ),
+    resolution: float = typer.Option(
+        1.5, "--resolution", help="Stop once the budgets around a threshold are this close."
+    ),
+    workers: int | None = typer.Option(None, "--workers", "-w", help="Trials at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print the thresholds as JSON rows."),
+) -> None:
+    """Find APET's low and high thresholds by bisection on log budget (few trials, resumable)."""
+    from petscale.search import SearchSettings, search_thresholds
+
+    with _user_errors():
+        grid = load_spec(spec)
+        check_names(grid)
+        if rounds < 0 or not 0 < tolerance < 1 or resolution <= 1:
+            raise UserError("--rounds >= 0, 0 < --tolerance < 1 and --resolution > 1, please")
+        folder = out or _default_folder(spec)
+        keep_spec(spec, folder)
+
+        def run_round(configs: list[dict[str, Any]]) -> None:
+            with _ProgressEvents(len(configs)) as events:
+                run_study(
+                    folder, configs, workers=workers, events=events, keep_deltas=grid.keep_deltas
+                )
+
+        settings = SearchSettings(rounds=rounds, tolerance=tolerance, resolution=resolution)
+        found = search_thresholds(folder, grid, run_round, settings)
+    columns = ["model", "task", "structure", "low", "high", "low_bracketed", "high_bracketed"]
+    if as_json:
+        typer.echo(found[columns + ["n_seeds"]].to_json(orient="records"))
+        return
+    typer.echo(found[columns].to_string(index=False))
+    typer.echo(f"store: {folder}; the report: petscale report {folder}")
 
 
 @app.command()
@@ -126,13 +184,14 @@ class _ProgressEvents(Events):
         self.current = ""
 
     def __enter__(self) -> _ProgressEvents:
-        self.progress.start()
-        return self
+        return self  # the bar starts once the trials are queued: a bad option prints no bar
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
 
     def queued(self, counts: dict[str, int]) -> None:
+        self.progress.start()
         self.done, self.failed = counts["done"], counts["failed"]
         self._update()
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from petscale.cli import options as o
+from petscale.cli.table import print_table
 from petscale.errors import UserError
 
 DataDir = Annotated[
@@ -65,25 +65,33 @@ def tasks_command(json_output: o.Json = False, data_dir: DataDir = None) -> None
     if json_output:
         print(json.dumps(rows))
         return
-    table = Table(
-        "name", "type", "labels", "metric", "random", "majority", "train/dev/test", "here"
+    print_table(
+        ("name", "type", "labels", "metric", "random", "majority", "train/dev/test", "here"),
+        [
+            (
+                row["name"],
+                row["type"],
+                str(row["labels"] or "-"),
+                row["metrics"][0],
+                _score(row["random_guess"]),
+                _score(row["majority"]),
+                _sizes(row["sizes"]),
+                "yes"
+                if row["available"] and row["sizes"]
+                else "via hub"
+                if row["available"]
+                else "no",
+            )
+            for row in rows
+        ],
     )
-    for row in rows:
-        sizes = row["sizes"]
-        table.add_row(
-            row["name"],
-            row["type"],
-            str(row["labels"] or "-"),
-            row["metrics"][0],
-            _score(row["random_guess"]),
-            _score(row["majority"]),
-            "/".join(f"{sizes.get(s, 0):,}" for s in ("train", "dev", "test")) if sizes else "-",
-            "yes" if row["available"] and sizes else "via hub" if row["available"] else "no",
-        )
-    console = Console()
-    console.print(table)
     if any(not row["available"] for row in rows):
-        console.print(
+        print(
             "Tasks marked no need a local copy: --data-dir DIR, where DIR/<task> is a `datasets` "
-            "save_to_disk folder or train/validation/test .jsonl/.csv/.tsv files."
+            "save_to_disk folder or train/validation/test .jsonl/.csv/.tsv files.",
+            file=sys.stderr,
         )
+
+
+def _sizes(sizes: dict[str, int] | None) -> str:
+    return "/".join(f"{sizes.get(s, 0):,}" for s in ("train", "dev", "test")) if sizes else "-"

@@ -1,4 +1,4 @@
-"""``petscale tune``, ``petscale count`` and ``petscale demo``."""
+"""``petscale tune`` and ``petscale count``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def tune(
     out: Annotated[
         Path | None, typer.Option(help="Write the trained delta, config and metrics here.")
     ] = None,
+    track: Annotated[
+        list[str] | None,
+        typer.Option(help="Log curves and results to a tracker: tensorboard, wandb, mlflow."),
+    ] = None,
+    track_dir: Annotated[
+        Path | None, typer.Option(help="Where trackers write (default runs/track).")
+    ] = None,
     data_dir: o.DataDir = None,
     text_field: o.TextField = None,
     text_pair_field: o.TextPairField = None,
@@ -67,6 +74,8 @@ def tune(
         method=method,
         out=out,
         progress=not json_output,
+        track=track,
+        track_dir=track_dir,
         steps=steps,
         batch_size=batch_size,
         lr=lr,
@@ -112,19 +121,6 @@ def count(
     print(f"  trainable (method): {result['trainable_params']:,} ({share:.4%} of the model)")
     print(f"  head:               {result['head_params']:,}")
     print(f"  model total:        {result['total_params']:,}")
-
-
-def demo(
-    out: Annotated[Path, typer.Option(help="Where the demo writes its result.")] = Path(
-        "runs/demo"
-    ),
-) -> None:
-    """The main job on the offline default: LoRA on MiniLM-L6, Rotten Tomatoes, one epoch."""
-    from petscale.api import tune as run
-
-    console.print("[bold]petscale demo[/]: LoRA (rank 8, q+v) on minilm-l6, rotten_tomatoes")
-    result = run(model="minilm-l6", task="rotten_tomatoes", method="lora", out=out, progress=True)
-    _summary(result, out)
 
 
 def _options(options: dict[str, Any]) -> str:

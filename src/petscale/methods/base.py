@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -134,13 +135,42 @@ class Delta:
         (folder / DELTA_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object; anything else is a one-line UserError."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(
+            f"{path} cannot be read as JSON ({err}); write the run again with `tune --out`"
+        ) from err
+    if not isinstance(value, dict):
+        raise UserError(f"{path} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
 def read_saved(folder: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The (config, tensors) a Delta.save wrote."""
+    """The (config, tensors) a Delta.save wrote, checked: a known method, its options as an
+    object, and a whole safetensors file (tensors are only read, never unpickled)."""
+    from petscale.methods import get_method  # the method registry imports this module
+
     folder = Path(folder)
     for name in (DELTA_CONFIG, DELTA_WEIGHTS):
         if not (folder / name).is_file():
             raise UserError(f"{folder} holds no saved delta ({name} is missing)")
-    return json.loads((folder / DELTA_CONFIG).read_text()), load_file(folder / DELTA_WEIGHTS)
+    meta = read_json_object(folder / DELTA_CONFIG)
+    if not isinstance(meta.get("method"), str) or not isinstance(meta.get("options"), dict):
+        raise UserError(
+            f"{folder / DELTA_CONFIG} needs 'method' (a name) and 'options' (an object)"
+        )
+    get_method(meta["method"])
+    try:
+        tensors = load_file(folder / DELTA_WEIGHTS)
+    except (SafetensorError, OSError) as err:
+        raise UserError(
+            f"{folder / DELTA_WEIGHTS} is damaged or not a safetensors file ({err}); "
+            "write the run again with `tune --out`"
+        ) from err
+    return meta, tensors
 
 
 def freeze(model: nn.Module, delta: Delta) -> None:

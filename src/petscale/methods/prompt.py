@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from transformers import PretrainedConfig
 
 from petscale.errors import UserError
 from petscale.methods.base import (
@@ -92,9 +93,11 @@ class _Prepend:
         embeds = self.embeddings(ids) if ids is not None else kwargs["inputs_embeds"]
         batch, length = embeds.shape[:2]
         if self.limit is not None and n + length > self.limit:
+            room = self.limit - n
+            fix = f"--max-length to {room} or --length" if room > 0 else f"--length below {self.limit}"
             raise UserError(
                 f"{n} soft tokens + {length} input tokens exceed the model's "
-                f"{self.limit} positions; lower --max-length to {self.limit - n} or --length"
+                f"{self.limit} positions; lower {fix}"
             )
         prompt = self.prompt.to(embeds.dtype).expand(batch, -1, -1)
         kwargs["inputs_embeds"] = torch.cat([prompt, embeds], dim=1)
@@ -143,7 +146,7 @@ def attach(model: nn.Module, structure: Structure, config: PromptConfig) -> Prom
     _initialise(prompt, embeddings.weight, config.init)
     stack.register_parameter(PARAM, prompt)
     delta.prompt = prompt
-    hooks = _Prepend(prompt, embeddings, _position_limit(model), structure.kind == "decoder")
+    hooks = _Prepend(prompt, embeddings, position_limit(model.config), structure.kind == "decoder")
     handles = [
         stack.register_forward_pre_hook(hooks.before, with_kwargs=True),
         stack.register_forward_hook(hooks.after),
@@ -192,9 +195,8 @@ def _initialise(prompt: nn.Parameter, vocabulary: torch.Tensor, init: str) -> No
             prompt.copy_(vocabulary[ids.to(vocabulary.device)])
 
 
-def _position_limit(model: nn.Module) -> int | None:
+def position_limit(config: PretrainedConfig) -> int | None:
     """How many positions the model can embed (None: relative or ALiBi positions)."""
-    config = model.config
     if config.model_type in ("t5", "mt5", "bloom"):
         return None
     limit = config.max_position_embeddings

@@ -1,47 +1,81 @@
 """Sparse deltas: K trainable values at K fixed flat positions of a frozen weight.
 
 The trainable tensor is the 1-D ``values`` (K numbers); the positions are an integer buffer
-(int32 where the weight has fewer than 2**31 entries), sorted. No dense mask and no dense
-gradient is kept between steps, so the optimizer holds 2K numbers of state.
+(int32 where the weight has fewer than 2**31 entries), sorted. No dense mask, no dense gradient
+and no dense copy of the weight is kept between steps or between forward and backward, so the
+extra training memory is the optimizer's 16 bytes per entry, 4 bytes of index and one layer's
+transient.
 
-Three formulations, picked per layer from where the positions lie and how many there are:
+Three formulations, picked per layer from where the positions lie, how many there are and the
+device the layer runs on (``RULES``, measured per device type; ``PETSCALE_APET_FORMULATION``
+forces one):
 
 - ``slab`` (positions within a few rows of the stored weight, as adjacent runs are): the delta
   lives in a dense block D of just those rows (``zeros.index_add(0, idx - offset, values)``),
   and ``out[..., rows] += x @ D.T`` (Conv1D: ``out += x[..., rows] @ D``). Extra work is
-  O(tokens x rows x width), about what LoRA pays at the same K.
-- ``entry`` (scattered positions, at most ``ENTRY_SHARE`` of the weight, as discrete ones are):
-  ``W_eff = W.flatten().index_add(0, idx, values)``, then one matmul; the backward computes only
-  the K entries of the weight gradient, ``grad_v[k] = sum_t grad_out[t, r_k] * x[t, c_k]``, as
-  row-wise dot products of gathered rows of ``grad_out.T`` and ``x.T`` (chunks over K bound the
-  memory). O(tokens x K) instead of the O(tokens x out x in) weight-gradient GEMM.
-- ``weight`` (scattered positions at a larger share, or a base weight that itself trains): the
-  same forward through autograd, which forms the dense gradient of W_eff inside backward (one
-  extra GEMM, freed at once) and gathers the K entries from it.
+  O(tokens x rows x width), about what LoRA pays at the same K; D is O(K).
+- ``entry`` (few scattered positions): ``W_eff = W + scatter(values)`` rebuilt in forward and
+  again in backward (never saved), one matmul; the backward computes only the K entries of the
+  weight gradient, ``grad_v[k] = sum_t grad_out[t, r_k] * x[t, c_k]``, as row-wise dot products
+  of gathered rows of ``grad_out.T`` and ``x.T`` (chunks over K bound the memory).
+  O(tokens x K) instead of the O(tokens x out x in) weight-gradient GEMM.
+- ``weight`` (more scattered positions): the same forward; the backward forms the dense weight
+  gradient with one GEMM, keeps its K entries and frees it at once.
 
-``benchmarks/apet_forward.py`` measured the alternatives for scattered positions on CPU
-(index_select/index_add_ on the outputs, torch.sparse COO products, torch.sparse.sampled_addmm);
-``entry`` is the only one that beats the extra GEMM, below about 5% of the weight.
+A base weight that itself trains goes through plain autograd (its dense gradient is wanted).
 """
 
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from petscale.errors import UserError
 from petscale.zoo.structure import in_out_features, is_transposed
 
-#: A slab of at most this share of the weight's rows is cheaper than the extra weight GEMM
-#: (the slab costs three small matmuls: forward, input gradient, delta gradient).
-SLAB_SHARE = 1 / 3
-#: Scattered positions at most this share of the weight use ``entry``: its gathers cost about
-#: 20x a GEMM multiply-add per entry and token on CPU (``benchmarks/apet_forward.py``), so it
-#: wins below ~5%; the margin covers devices where the GEMM is relatively faster.
-ENTRY_SHARE = 1 / 32
-#: Gathered elements per chunk of the ``entry`` backward (two chunks live): cache-sized, and a
-#: bound on the extra memory whatever K is.
-ENTRY_CHUNK = 2**18
+MODES = ("slab", "entry", "weight")
+#: Forces one formulation on every layer (``auto``, the default, follows ``RULES``). A forced
+#: ``slab`` spans the rows from the first position to the last, however many.
+FORMULATION_ENV = "PETSCALE_APET_FORMULATION"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When each formulation wins on one device type (``docs/APET.md`` has the measurements)."""
+
+    slab: float  # a slab of at most this share of the stored rows
+    entry: float  # scattered positions at most this share of the entries use ``entry``
+    chunk: int  # gathered elements per chunk of the ``entry`` backward (two chunks live)
+
+
+#: CPU: gathers cost about 20x a GEMM multiply-add per entry and token, so ``entry`` wins below
+#: ~5% (1/32 keeps a margin); small chunks stay in cache. CUDA (H200, bf16, 4,096 tokens): a
+#: step is bound by kernel launches, not arithmetic, and ``weight`` (the fewest kernels) beat
+#: ``entry`` and ``slab`` at every K from 1e3 to 1e7 (``benchmarks/gpu_bench.py``).
+RULES: dict[str, Rule] = {
+    "cpu": Rule(slab=1 / 3, entry=1 / 32, chunk=2**18),
+    "cuda": Rule(slab=0.0, entry=0.0, chunk=2**24),
+}
+#: The CPU's entry share, kept as a name for the tests and benchmarks.
+ENTRY_SHARE = RULES["cpu"].entry
+
+
+def rule_for(device_type: str) -> Rule:
+    """The measured rule of a device type; accelerators without a table use CUDA's."""
+    return RULES.get(device_type, RULES["cuda"])
+
+
+def forced_formulation() -> str | None:
+    value = os.environ.get(FORMULATION_ENV, "auto")
+    if value == "auto":
+        return None
+    if value not in MODES:
+        raise UserError(f"{FORMULATION_ENV}={value!r}: choose auto, {', '.join(MODES)}")
+    return value
 
 
 def index_dtype(numel: int) -> torch.dtype:
@@ -54,19 +88,29 @@ def add_into(weight: torch.Tensor, indices: torch.Tensor, values: torch.Tensor) 
 
 
 def slab_of(indices: torch.Tensor, shape: torch.Size) -> tuple[int, int] | None:
-    """(first row, row count) of the stored rows holding ``indices``, if few enough."""
+    """(first row, row count) of the stored rows holding ``indices``."""
     if indices.device.type == "meta" or indices.numel() == 0:
         return None
     first, last = int(indices[0]) // shape[1], int(indices[-1]) // shape[1]
-    count = last - first + 1
-    return (first, count) if count <= SLAB_SHARE * shape[0] else None
+    return first, last - first + 1
 
 
-class EntryLinear(torch.autograd.Function):
-    """``linear(x, W + scatter(values), bias)``; the values' gradient without the dense one.
+def _effective(
+    weight: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """``W + scatter(values)`` in ``dtype``: summed in the weight's dtype, then cast (as the
+    merged weight would be cast by autocast)."""
+    return add_into(weight, indices, values).to(dtype)
 
-    ``weight`` is frozen (no gradient). Under autocast the matmuls run in the autocast dtype, as
-    ``F.linear`` would, and the K dot products accumulate in float32.
+
+class SparseAddLinear(torch.autograd.Function):
+    """``linear(x, W + scatter(values), bias)`` for a frozen ``W``, saving only what K needs.
+
+    Saved for backward: the input (as any linear layer saves it), the frozen weight itself (no
+    copy), the values and the indices. The dense sum is rebuilt in backward for the input's
+    gradient and freed at once. ``chunk`` > 0 computes the values' gradient as K dot products
+    (``entry``), 0 through the dense weight gradient (``weight``). Under autocast the matmuls run
+    in the autocast dtype, as ``F.linear`` would.
     """
 
     @staticmethod
@@ -78,35 +122,45 @@ class EntryLinear(torch.autograd.Function):
         values: torch.Tensor,
         indices: torch.Tensor,
         transposed: bool,
+        chunk: int,
     ):
-        w_eff = add_into(weight, indices, values)
-        ctx.transposed = transposed
+        ctx.transposed, ctx.chunk = transposed, chunk
         ctx.dtypes = (x.dtype, None if bias is None else bias.dtype, values.dtype)
+        dtype = weight.dtype
         if torch.is_autocast_enabled(x.device.type):
             # Cast here, not inside F.linear, so backward sees the tensors the matmul used.
             dtype = torch.get_autocast_dtype(x.device.type)
-            x, w_eff = x.to(dtype), w_eff.to(dtype)
+            x = x.to(dtype)
             bias = None if bias is None else bias.to(dtype)
-        ctx.save_for_backward(x, w_eff, indices)
+        w_eff = _effective(weight, indices, values, dtype)
+        ctx.save_for_backward(x, weight, values, indices)
         return F.linear(x, w_eff.T if transposed else w_eff, bias)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        x, w_eff, indices = ctx.saved_tensors
+        x, weight, values, indices = ctx.saved_tensors
         x_dtype, bias_dtype, values_dtype = ctx.dtypes
-        grad = grad.to(w_eff.dtype)
+        grad = grad.to(x.dtype)
         grad_x = grad_bias = grad_values = None
         if ctx.needs_input_grad[0]:
+            w_eff = _effective(weight, indices, values, x.dtype)
             grad_x = (grad @ (w_eff.T if ctx.transposed else w_eff)).to(x_dtype)
+            del w_eff
         grad2 = grad.reshape(-1, grad.shape[-1])
         if ctx.needs_input_grad[2]:
             grad_bias = grad2.sum(0).to(bias_dtype)
         if ctx.needs_input_grad[3]:
-            grad_values = entry_grad(
-                grad2, x.reshape(-1, x.shape[-1]), indices, w_eff.shape, ctx.transposed
-            ).to(values_dtype)
-        return grad_x, None, grad_bias, grad_values, None, None
+            x2 = x.reshape(-1, x.shape[-1])
+            if ctx.chunk:
+                grad_values = entry_grad(
+                    grad2, x2, indices, weight.shape, ctx.transposed, ctx.chunk
+                )
+            else:  # the stored layout's dense gradient, one GEMM, only K entries kept
+                dense = x2.T @ grad2 if ctx.transposed else grad2.T @ x2
+                grad_values = dense.flatten().index_select(0, indices)
+            grad_values = grad_values.to(values_dtype)
+        return grad_x, None, grad_bias, grad_values, None, None, None
 
 
 def entry_grad(
@@ -115,6 +169,7 @@ def entry_grad(
     indices: torch.Tensor,
     shape: torch.Size,
     transposed: bool,
+    chunk: int,
 ) -> torch.Tensor:
     """The weight gradient ``grad2.T @ x2`` at the flat ``indices`` of the stored ``shape``."""
     # Rows and columns from the flat positions here (O(K), int32 kept), not cached as buffers:
@@ -127,7 +182,7 @@ def entry_grad(
     grad_t = torch.empty(grad2.shape[::-1], dtype=dtype, device=grad2.device).copy_(grad2.T)
     x_t = torch.empty(x2.shape[::-1], dtype=dtype, device=x2.device).copy_(x2.T)
     out = torch.empty(indices.numel(), dtype=dtype, device=grad2.device)
-    step = max(1, ENTRY_CHUNK // max(1, grad2.shape[0]))
+    step = max(1, chunk // max(1, grad2.shape[0]))
     for start in range(0, indices.numel(), step):
         part = slice(start, start + step)
         products = grad_t.index_select(0, rows[part]).mul_(x_t.index_select(0, cols[part]))
@@ -139,7 +194,8 @@ class SparseLinear(nn.Module):
     """A frozen linear map (``nn.Linear`` or GPT-2's ``Conv1D``) plus a sparse trainable delta.
 
     ``indices`` are sorted flat positions in the base weight as stored (``(out, in)`` for
-    nn.Linear, ``(in, out)`` for Conv1D). On the meta device they are shapes only.
+    nn.Linear, ``(in, out)`` for Conv1D). On the meta device they are shapes only. ``mode`` is
+    the formulation on the weight's current device (``RULES``) unless one was given or set.
     """
 
     def __init__(self, base: nn.Module, indices: torch.Tensor, mode: str | None = None):
@@ -153,9 +209,24 @@ class SparseLinear(nn.Module):
         )
         self.register_buffer("indices", indices.to(weight.device))
         self.slab = slab_of(indices, weight.shape)
-        scattered = "entry" if indices.numel() <= ENTRY_SHARE * weight.numel() else "weight"
-        self.mode = mode or ("slab" if self.slab else scattered)
+        self.forced = mode
         self.merged_from: torch.Tensor | None = None
+
+    @property
+    def mode(self) -> str:
+        """The formulation the next forward uses: given or set, forced by the environment, or
+        the rule of the device the weight is on."""
+        forced = self.forced or forced_formulation()
+        if forced:
+            return forced
+        rule = rule_for(self.base.weight.device.type)
+        if self.slab and self.slab[1] <= rule.slab * self.base.weight.shape[0]:
+            return "slab"
+        return "entry" if self.values.numel() <= rule.entry * self.base.weight.numel() else "weight"
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.forced = value
 
     @property
     def weight(self) -> torch.Tensor:
@@ -170,18 +241,20 @@ class SparseLinear(nn.Module):
         if self.merged_from is not None or self.values.numel() == 0:
             return self.base(x)
         base = self.base
-        if self.mode == "entry" and not base.weight.requires_grad:
-            return EntryLinear.apply(
-                x, base.weight, base.bias, self.values, self.indices, self.transposed
-            )
-        if self.mode in ("weight", "entry"):  # entry falls back here when the base trains
+        mode = self.mode
+        if base.weight.requires_grad:  # the base trains too: autograd forms its gradient
             w_eff = self.delta_weight()
-            return F.linear(x, w_eff.T if self.transposed else w_eff, self.base.bias)
+            return F.linear(x, w_eff.T if self.transposed else w_eff, base.bias)
+        if mode != "slab":
+            chunk = rule_for(x.device.type).chunk if mode == "entry" else 0
+            return SparseAddLinear.apply(
+                x, base.weight, base.bias, self.values, self.indices, self.transposed, chunk
+            )
         first, count = self.slab
-        width = self.base.weight.shape[1]
+        width = base.weight.shape[1]
         block = self.values.new_zeros(count * width)
         block = block.index_add(0, self.indices - first * width, self.values).view(count, width)
-        out = self.base(x)
+        out = base(x)
         if self.transposed:  # Conv1D stores (in, out): the slab is a band of input features
             return out + x[..., first : first + count] @ block
         # In place is safe: a linear layer's backward needs its input, never its output.

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from petscale.errors import UserError
-from petscale.study.store import LEASE_S, Owner, Store
+from petscale.study.store import LEASE_S, Owner, Store, trial_folder
 from petscale.study.worker import DEFAULT_TRIAL, Outcome, execute, resolve, watch_parent
 
 BACKENDS = ("local", "ray")
@@ -39,7 +39,7 @@ class Events:
 
 
 class Executor(Protocol):
-    def submit(self, config: dict[str, Any]) -> Any: ...
+    def submit(self, config: dict[str, Any], out: str | None) -> Any: ...
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
         """Block until at least one handle is ready; return the ready ones with outcomes."""
@@ -61,10 +61,12 @@ def run_study(
     retry_failed: bool = False,
     lease_s: float = LEASE_S,
     events: Events | None = None,
+    keep_deltas: bool = False,
 ) -> dict[str, int]:
     """Run every trial of ``configs`` not yet done in the store at ``folder``.
 
     ``workers`` trials run at once (default 1; on a Ray cluster, as many as its CPUs allow).
+    With ``keep_deltas`` each trial writes its run folder to ``trial_folder(folder, id)``.
     Returns the counts per status over ``configs`` at the end.
     """
     if backend not in BACKENDS:
@@ -95,7 +97,7 @@ def run_study(
             executor = _Inline(trial, threads) if slots == 1 else _Pool(trial, slots, threads)
         try:
             with _heartbeat(store.folder, owner, lease_s):
-                _drive(store, owner, executor, slots, events)
+                _drive(store, owner, executor, slots, events, keep_deltas)
         finally:
             store.release(owner)  # an interrupted run leaves its trials pending, not running
             executor.close()
@@ -108,12 +110,14 @@ def _drive(
     executor: Executor,
     slots: int,
     events: Events,
+    keep_deltas: bool,
 ) -> None:
     in_flight: dict[Any, tuple[str, dict[str, Any]]] = {}
     while True:
         while len(in_flight) < slots and (claimed := store.claim(owner)) is not None:
             events.started(*claimed)
-            in_flight[executor.submit(claimed[1])] = claimed
+            out = str(trial_folder(store.folder, claimed[0])) if keep_deltas else None
+            in_flight[executor.submit(claimed[1], out)] = claimed
         if not in_flight:
             return
         for handle, outcome in executor.wait(list(in_flight)):
@@ -151,9 +155,9 @@ class _Inline:
         self.ready: dict[int, Outcome] = {}
         self.handles = itertools.count()
 
-    def submit(self, config: dict[str, Any]) -> int:
+    def submit(self, config: dict[str, Any], out: str | None) -> int:
         handle = next(self.handles)
-        self.ready[handle] = execute(self.trial, config, self.threads)
+        self.ready[handle] = execute(self.trial, config, self.threads, out)
         return handle
 
     def wait(self, handles: list[int]) -> list[tuple[int, Outcome]]:
@@ -178,12 +182,12 @@ class _Pool:
             initargs=(os.getpid(),),
         )
 
-    def submit(self, config: dict[str, Any]) -> futures.Future:
+    def submit(self, config: dict[str, Any], out: str | None) -> futures.Future:
         try:
-            return self.pool.submit(execute, self.trial, config, self.threads)
+            return self.pool.submit(execute, self.trial, config, self.threads, out)
         except BrokenProcessPool:  # a worker died (out of memory?): start a fresh pool
             self.pool = self._new_pool()
-            return self.pool.submit(execute, self.trial, config, self.threads)
+            return self.pool.submit(execute, self.trial, config, self.threads, out)
 
     def wait(self, handles: list[futures.Future]) -> list[tuple[futures.Future, Outcome]]:
         done, _ = futures.wait(handles, return_when=futures.FIRST_COMPLETED)
@@ -229,8 +233,8 @@ class _RayExecutor:
                 )
         return cls(ray, trial, cpus, gpus, owns_ray), workers
 
-    def submit(self, config: dict[str, Any]) -> Any:
-        return self.remote.remote(self.trial, config, self.threads)
+    def submit(self, config: dict[str, Any], out: str | None) -> Any:
+        return self.remote.remote(self.trial, config, self.threads, out)
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
         ready, _ = self.ray.wait(handles, num_returns=1)

@@ -20,8 +20,9 @@ Only ``models``, ``tasks`` and ``methods`` are required::
     batch_size: 32
     eval_every: 50
     max_length: 128
-    head: trainable                 # trainable | frozen | label-words
+    head: trainable                 # trainable | frozen | label-words (probe: always trainable)
     pooling: auto                   # auto (the checkpoint's own) | cls | mean
+    keep_deltas: true               # keep each trial's trained delta in DIR/trials/<id>/
 
 ``methods`` may also be a list, to run one method with several option sets:
 ``[lora, {apet: {pattern: adjacent}}, {apet: {pattern: discrete}}]``.
@@ -36,7 +37,7 @@ import difflib
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "max_length": 128,
     "head": "trainable",
     "pooling": "auto",
+    "keep_deltas": True,  # save each trial's trained delta under DIR/trials/<id>/ (not hashed)
 }
 SPEC_KEYS = ("models", "tasks", "methods", *DEFAULTS)
 # Budgets are set through `budgets`, so that one spelling drives the grid.
@@ -108,6 +110,7 @@ class Spec:
     max_length: int
     head: str
     pooling: str
+    keep_deltas: bool
 
     def lr_for(self, method: str) -> float | None:
         if isinstance(self.lr, Mapping):
@@ -125,16 +128,34 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a YAML spec; a UserError names the bad key and the fix."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot read study spec {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the spec as UTF-8") from None
+    try:
+        return parse_spec(yaml.load(text, Loader=_UniqueKeyLoader))
     except yaml.YAMLError as e:
         problem = " ".join(str(e).split())
         raise UserError(f"{path}: not valid YAML: {problem}") from None
-    try:
-        return parse_spec(data)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a spec that says a thing twice is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                break  # PyYAML's own error names it
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise UserError(f"line {line}: the key {key!r} appears twice; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_spec(data: Any) -> Spec:
@@ -150,11 +171,14 @@ def parse_spec(data: Any) -> Spec:
         if key not in data:
             raise UserError(f"missing key {key!r}; list at least one")
     values = {**DEFAULTS, **data}
+    methods = _methods(values["methods"])
+    budgets = _budgets(values["budgets"], "budgets")
+    _sizes_with_budgets(methods, budgets)
     return Spec(
         models=_names(values["models"], "models"),
         tasks=_names(values["tasks"], "tasks"),
-        methods=_methods(values["methods"]),
-        budgets=_budgets(values["budgets"], "budgets"),
+        methods=methods,
+        budgets=budgets,
         seeds=_seeds(values["seeds"]),
         steps=_int(values["steps"], "steps", 1),
         lr=_lr(values["lr"]),
@@ -163,6 +187,7 @@ def parse_spec(data: Any) -> Spec:
         max_length=_int(values["max_length"], "max_length", 1),
         head=_head(values["head"]),
         pooling=_pooling(values["pooling"]),
+        keep_deltas=_bool(values["keep_deltas"], "keep_deltas"),
     )
 
 
@@ -203,7 +228,8 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                             "task": task,
                             "method": entry.name,
                             "options": options,
-                            "head": spec.head,
+                            # the head alone has nothing else to train: probe keeps it trainable
+                            "head": "trainable" if entry.name == "probe" else spec.head,
                             "pooling": spec.pooling,
                             "steps": spec.steps,
                             "batch_size": spec.batch_size,
@@ -289,7 +315,27 @@ def _method_entry(name: Any, options: Any) -> MethodEntry:
         if not has_budget(name):
             raise UserError(f"{key}.budgets: {name} has a fixed size, no budget; remove 'budgets'")
         budgets = _budgets(budgets, f"{key}.budgets")
+    from petscale.budget import check_options  # the methods' own checks, as `tune` makes them
+
+    try:
+        check_options(name, options)
+    except UserError as e:
+        raise UserError(f"{key}: {e}") from None
     return MethodEntry(name, options, budgets)
+
+
+def _sizes_with_budgets(entries: tuple[MethodEntry, ...], budgets: tuple[Budget, ...]) -> None:
+    """An option that fixes a method's size (a LoRA rank) leaves nothing for a budget to set."""
+    from petscale.methods import get_method
+
+    for entry in entries:
+        knob = get_method(entry.name).config_class.size_option
+        sized = [b for b in entry.budgets or budgets if b is not None and b != Match(entry.name)]
+        if knob in entry.options and sized:
+            raise UserError(
+                f"methods.{entry.name}.{knob}: a {knob} fixes the size that budgets pick; give "
+                f"it only with budgets: [default], or drop it"
+            )
 
 
 def _budgets(value: Any, key: str) -> tuple[Budget, ...]:
@@ -378,6 +424,12 @@ def _positive(value: Any, key: str) -> float:
     return number
 
 
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
 def _head(value: Any) -> str:
     from petscale.heads import HEAD_MODES as HEADS
 
@@ -392,6 +444,23 @@ def _pooling(value: Any) -> str:
     if value not in POOLINGS:
         raise UserError(f"pooling: expected one of {', '.join(POOLINGS)}, got {value!r}")
     return value
+
+
+def check_counts(configs: list[dict[str, Any]], count: CountFn | None = None) -> None:
+    """Every trial's method fits its model (options, budget, targets), counted on the meta
+    device without weights, so that a bad one fails before any trial runs."""
+    counter = count or _default_count()
+    seen: set[str] = set()
+    for config in configs:
+        model, method, options = config["model"], config["method"], config["options"]
+        key = json.dumps([model, method, options], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            try:
+                counter(model=model, method=method, **options)
+            except UserError as e:
+                given = " ".join(f"{k}={v}" for k, v in options.items())
+                raise UserError(f"{model} / {method} {given}: {e}") from None
 
 
 def check_names(spec: Spec) -> None:

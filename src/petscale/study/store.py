@@ -25,6 +25,8 @@ from petscale.errors import UserError
 from petscale.study.spec import trial_id
 
 STORE_NAME = "study.sqlite"
+SPEC_NAME = "spec.yaml"  # the spec last run into the folder
+TRIALS_DIR = "trials"  # DIR/trials/<trial id>/: a kept trial's run folder (delta + head)
 LEASE_S = 120.0  # a running row whose heartbeat is older than this is taken to be dead
 
 _SCHEMA = """
@@ -75,6 +77,10 @@ RESULT_COLUMNS = (
     "peak_memory_mb",
 )
 STATUSES = ("pending", "running", "done", "failed")
+TAMPERED = (
+    "StoreError: the stored config no longer hashes to this trial's id (the store was edited);"
+    " not run. Delete the row, or restore its config, and rerun"
+)
 
 
 @dataclass(frozen=True)
@@ -94,18 +100,34 @@ class Store:
 
     def __init__(self, folder: str | Path, lease_s: float = LEASE_S) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / STORE_NAME
         self.lease_s = lease_s
-        # Autocommit mode: every transaction below is opened explicitly.
-        self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
-        self.db.executescript(_SCHEMA)
-        self.db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY, ord INTEGER NOT NULL)"
-        )
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(
+                f"cannot use {self.folder} as a study folder: {e.strerror}; "
+                "give --out a folder (new or a study's)"
+            ) from None
+        try:
+            # Autocommit mode: every transaction below is opened explicitly.
+            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.DatabaseError as e:
+            raise UserError(f"cannot open the study store {self.path}: {e}") from None
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+            self.db.executescript(_SCHEMA)
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY, ord INTEGER NOT NULL)"
+            )
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise UserError(
+                f"{self.path} is not a readable study store ({e}); restore it from a copy "
+                "or move it away and rerun the study"
+            ) from None
 
     @classmethod
     def existing(cls, folder: str | Path) -> Store:
@@ -125,10 +147,13 @@ class Store:
         self.close()
 
     def queue(self, configs: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Add the trials not yet stored, and make them this connection's work list, in order."""
+        """Add the trials not yet stored, take back those of dead runners, and make them this
+        connection's work list, in order."""
         now = time.time()
         rows = [(trial_id(c), json.dumps(c, sort_keys=True), now) for c in configs]
         with self._transaction():
+            # Here, not only in claim: a run with nothing pending must still see them.
+            self._reclaim(Owner(), now)
             self.db.executemany(
                 "INSERT OR IGNORE INTO trials (id, config, created_at) VALUES (?, ?, ?)", rows
             )
@@ -149,23 +174,36 @@ class Store:
         return cursor.rowcount
 
     def claim(self, owner: Owner) -> tuple[str, dict[str, Any]] | None:
-        """Atomically take the next pending trial of the work list, or None when none is left."""
+        """Atomically take the next pending trial of the work list, or None when none is left.
+
+        A stored config that no longer hashes to its id (the file was edited) is never run: it
+        is marked failed with the reason, and the next trial is taken.
+        """
         now = time.time()
         with self._transaction():
             self._reclaim(owner, now)
-            row = self.db.execute(
-                "SELECT t.id, t.config FROM trials t JOIN temp.wanted w ON w.id = t.id"
-                " WHERE t.status = 'pending' ORDER BY w.ord LIMIT 1"
-            ).fetchone()
-            if row is None:
-                return None
+            while True:
+                row = self.db.execute(
+                    "SELECT t.id, t.config FROM trials t JOIN temp.wanted w ON w.id = t.id"
+                    " WHERE t.status = 'pending' ORDER BY w.ord LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    return None
+                config = json.loads(row["config"])
+                if trial_id(config) == row["id"]:
+                    break
+                self.db.execute(
+                    "UPDATE trials SET status = 'failed', error = ?, traceback = '',"
+                    " finished_at = ? WHERE id = ?",
+                    (TAMPERED, now, row["id"]),
+                )
             self.db.execute(
                 "UPDATE trials SET status = 'running', owner = ?, host = ?, pid = ?,"
                 " heartbeat = ?, started_at = ?, finished_at = NULL, attempts = attempts + 1"
                 " WHERE id = ? AND status = 'pending'",
                 (str(owner), owner.host, owner.pid, now, now, row["id"]),
             )
-        return row["id"], json.loads(row["config"])
+        return row["id"], config
 
     def heartbeat(self, owner: Owner) -> None:
         """Renew the lease on every trial this owner runs."""
@@ -270,6 +308,20 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+
+def keep_spec(spec: str | Path, folder: str | Path) -> None:
+    """Keep a copy of the spec last run into ``folder`` as ``spec.yaml`` (reports show it)."""
+    target = Path(folder) / SPEC_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{SPEC_NAME}.{os.getpid()}")
+    staging.write_bytes(Path(spec).read_bytes())
+    os.replace(staging, target)
+
+
+def trial_folder(folder: str | Path, tid: str) -> Path:
+    """Where a study keeps the run folder (trained delta and head) of trial ``tid``."""
+    return Path(folder) / TRIALS_DIR / tid
 
 
 def _alive(pid: int) -> bool:

@@ -8,6 +8,7 @@ the error, so a failure is data the driver records.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import threading
@@ -39,12 +40,19 @@ def resolve(path: str) -> TrialFn:
     return function
 
 
-def execute(path: str, config: dict[str, Any], threads: int) -> Outcome:
-    """Run one trial with ``threads`` CPU threads; errors come back as data."""
+def execute(path: str, config: dict[str, Any], threads: int, out: str | None = None) -> Outcome:
+    """Run one trial with ``threads`` CPU threads; errors come back as data.
+
+    With ``out``, a trial function that takes an ``out`` keyword writes its run folder there
+    (the default trial does: its trained delta and head); one that does not is called as is.
+    """
     try:
         function = resolve(path)
         set_threads(threads)  # after the import, which may be what loads torch
-        result = function(config)
+        if out is not None and "out" in inspect.signature(function).parameters:
+            result = function(config, out=out)
+        else:
+            result = function(config)
         if not isinstance(result, dict):
             raise TypeError(f"the trial function returned {type(result).__name__}, not a dict")
         return {"ok": True, "result": result}

@@ -64,11 +64,28 @@ class Task:
 
     def splits(self) -> Splits:
         if self._splits is None:
-            self._splits = self.loader()
+            splits = self.loader()
             for required in ("train", "dev"):
-                if not self._splits.get(required):
+                if not splits.get(required):
                     raise UserError(f"task {self.spec.name!r} has no {required} examples")
+            self._check_train(splits["train"])
+            self._splits = splits
         return self._splits
+
+    def _check_train(self, train: list[Example]) -> None:
+        """Training data nothing can be learnt from is an error, not a silent constant score."""
+        if not any(ex.get("text", "").strip() or ex.get("text_pair", "").strip() for ex in train):
+            raise UserError(
+                f"task {self.spec.name!r}: every training text is empty; check --text-field"
+            )
+        if self.spec.kind == "classification":
+            classes = {ex["label"] for ex in train}
+            if len(classes) < 2:
+                only = self.spec.labels[next(iter(classes))]
+                raise UserError(
+                    f"task {self.spec.name!r}: every training example has the label {only!r}; "
+                    "a classifier needs at least two classes (check --label-field)"
+                )
 
     def unavailable_reason(self) -> str | None:
         """Why this task's data cannot be loaded here, or None when it can."""

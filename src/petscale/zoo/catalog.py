@@ -29,7 +29,7 @@ def catalog() -> list[dict[str, Any]]:
         # Encoders count their backbone; T5 and decoders their whole language model.
         model_class = AutoModel if family_kind(config) == "encoder" else _LM[family_kind(config)]
         with torch.device("meta"):
-            backbone = model_class.from_config(config)
+            backbone = model_class.from_config(config, trust_remote_code=False)
         layers, hidden = _dims(config)
         rows.append(
             {
@@ -41,6 +41,8 @@ def catalog() -> list[dict[str, Any]]:
                 "installed": installed,
                 "source": entry.source,
                 "hub_id": entry.hub_id,
+                # what a user must know about the weights (lossy, licence terms); "" if nothing
+                "note": assets.OFFLINE_MODELS[entry.name].note if entry.source == "package" else "",
             }
         )
     return rows

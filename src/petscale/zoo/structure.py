@@ -101,6 +101,31 @@ _BLOOM = {
     "lm_head": r"lm_head",
 }
 
+
+# LLaMA-style decoders (Llama, Mistral, Qwen2, Gemma 2 and 3): separate q/k/v/o projections,
+# a gated FFN (gate and up read the block's input, down writes its output, like T5 v1.1's
+# wi_0, wi_1 and wo), RMS norms without biases, rotary positions. Gemma 3's multimodal model
+# holds the same decoder under ``language_model``: anchoring there leaves its vision tower out.
+def _llama_style(prefix: str = "") -> dict[str, str]:
+    block = rf"{prefix}layers\.{_LAYER}"
+    return {
+        "q": rf"{block}\.self_attn\.q_proj",
+        "k": rf"{block}\.self_attn\.k_proj",
+        "v": rf"{block}\.self_attn\.v_proj",
+        "attn_out": rf"{block}\.self_attn\.o_proj",
+        "ffn_in": rf"{block}\.mlp\.(?:gate_proj|up_proj)",
+        "ffn_out": rf"{block}\.mlp\.down_proj",
+        # every RMS norm: the blocks' (two, four for Gemma, plus Gemma 3's q/k norms), the final
+        "layer_norm": rf"(?:{block}\.(?:\w+_layernorm|self_attn\.[qk]_norm)|{prefix}norm)",
+        "word_embeddings": rf"{prefix}embed_tokens",
+        "head": r"score",
+        "lm_head": r"lm_head",
+    }
+
+
+_LLAMA = _llama_style()
+_GEMMA3_MULTIMODAL = _llama_style(r"language_model\.(?:model\.)?")
+
 FAMILY_PATTERNS: dict[str, dict[str, str]] = {
     "bert": _BERT,
     "roberta": _BERT,
@@ -110,6 +135,13 @@ FAMILY_PATTERNS: dict[str, dict[str, str]] = {
     "mt5": _T5,
     "gpt2": _GPT2,
     "bloom": _BLOOM,
+    "llama": _LLAMA,
+    "mistral": _LLAMA,
+    "qwen2": _LLAMA,
+    "gemma": _LLAMA,
+    "gemma2": _LLAMA,
+    "gemma3_text": _LLAMA,
+    "gemma3": _GEMMA3_MULTIMODAL,
 }
 
 #: What kind of network each family is: decides prompts, heads and answer formats.
@@ -122,6 +154,8 @@ FAMILY_KIND = {
     "mt5": "encoder-decoder",
     "gpt2": "decoder",
     "bloom": "decoder",
+    **{family: "decoder" for family in FAMILY_PATTERNS if FAMILY_PATTERNS[family] is _LLAMA},
+    "gemma3": "decoder",
 }
 
 
@@ -151,13 +185,13 @@ class Structure:
 
     def layer_of(self, module_name: str) -> int | None:
         """The block index in a module name (``...layer.3.attention...`` -> 3)."""
-        match = re.search(r"\.(?:layer|block|h)\.(\d+)\.", f".{module_name}.")
+        match = re.search(r"\.(?:layers?|block|h)\.(\d+)\.", f".{module_name}.")
         return int(match.group(1)) if match else None
 
     def block_of(self, module_name: str) -> tuple[str, int] | None:
         """(stack, index) of the block holding a module: ``encoder.block.3.layer.0.x`` ->
         (``encoder.block``, 3); None outside the blocks (embeddings, final norm, heads)."""
-        match = re.match(r"(.*?(?:^|\.)(?:layer|block|h))\.(\d+)(?:\.|$)", module_name)
+        match = re.match(r"(.*?(?:^|\.)(?:layers?|block|h))\.(\d+)(?:\.|$)", module_name)
         return (match.group(1), int(match.group(2))) if match else None
 
     def blocks(self) -> dict[str, int]:

@@ -1,0 +1,62 @@
+"""Analyses of a study's results: pure functions of its table (``load_results``), seeds
+aggregated, each usable from Python; ``docs/ANALYSIS.md`` defines every quantity."""
+
+from petscale.analysis.convergence import convergence, pattern_speed
+from petscale.analysis.curves import reference_lines, score_vs_params
+from petscale.analysis.figures import (
+    PALETTE,
+    convergence_figure,
+    gaps_figure,
+    score_vs_params_figure,
+    spectra_figure,
+    thresholds_figure,
+    transfer_figure,
+)
+from petscale.analysis.findings import Finding, findings
+from petscale.analysis.gaps import gap_trend, gaps
+from petscale.analysis.stats import SINGLE_SEED_MARGIN, aggregate
+from petscale.analysis.subspace import (
+    dense_deltas,
+    effective_rank,
+    principal_angles,
+    spectrum,
+    subspace_table,
+)
+from petscale.analysis.table import from_records, load_results
+from petscale.analysis.task_types import by_task_type
+from petscale.analysis.thresholds import AGREE_FACTOR, structure_agreement, thresholds
+from petscale.analysis.transfer import evaluate_transfer, same_type_vs_cross, transfer_matrix
+
+__all__ = [
+    "AGREE_FACTOR",
+    "PALETTE",
+    "SINGLE_SEED_MARGIN",
+    "Finding",
+    "aggregate",
+    "by_task_type",
+    "convergence",
+    "convergence_figure",
+    "dense_deltas",
+    "effective_rank",
+    "evaluate_transfer",
+    "findings",
+    "from_records",
+    "gap_trend",
+    "gaps",
+    "gaps_figure",
+    "load_results",
+    "pattern_speed",
+    "principal_angles",
+    "reference_lines",
+    "same_type_vs_cross",
+    "score_vs_params",
+    "score_vs_params_figure",
+    "spectra_figure",
+    "spectrum",
+    "structure_agreement",
+    "subspace_table",
+    "thresholds",
+    "thresholds_figure",
+    "transfer_figure",
+    "transfer_matrix",
+]

@@ -1,0 +1,240 @@
+"""The study's figures, drawn on ``matplotlib.figure.Figure`` (the Agg canvas; pyplot's global
+state is never touched). Okabe-Ito colours (colour-blind safe), labelled axes with units, log
+x where budgets or model sizes span decades, a legend on every panel with several series.
+Each function returns a Figure, or None when the data do not allow the figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from petscale.analysis.curves import FIXED, reference_lines, score_vs_params
+from petscale.analysis.subspace import spectrum
+
+#: Okabe and Ito (2008), without yellow (too pale on white).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
+PANEL = (4.6, 3.4)  # inches per panel
+STYLES = ("-", "--", ":", "-.")
+
+
+def colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _panels(n: int, cols: int = 3) -> tuple[Figure, list]:
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(PANEL[0] * cols, PANEL[1] * rows), layout="constrained")
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _log_if_wide(ax, values: pd.Series | np.ndarray, axis: str = "x") -> None:  # noqa: ANN001
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) and v.max() / v.min() >= 10:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
+def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
+    """Dev score against trainable parameters, per (model, task): a line per structure with
+    its 95% interval, and full fine-tuning, the head alone and random guessing as lines."""
+    points = score_vs_params(df)
+    points = points[~points["structure"].isin(FIXED) & (points["budget"] > 0)]
+    refs = reference_lines(df).set_index(["model", "task"])
+    panels = sorted(set(zip(points["model"], points["task"], strict=False)))
+    if not panels:
+        return None
+    structures = sorted(points["structure"].unique())
+    metric = df["metric"].dropna().iloc[0] if df["metric"].notna().any() else "score"
+    fig, axes = _panels(len(panels))
+    for ax, (model, task) in zip(axes, panels, strict=False):
+        cell = points[(points["model"] == model) & (points["task"] == task)]
+        for i, structure in enumerate(structures):
+            line = cell[cell["structure"] == structure].sort_values("budget")
+            if line.empty:
+                continue
+            ax.plot(line["budget"], line["mean"], "o-", color=colour(i), label=structure, ms=4)
+            ax.fill_between(
+                line["budget"], line["ci_low"], line["ci_high"], color=colour(i), alpha=0.15
+            )
+        ref = refs.loc[(model, task)] if (model, task) in refs.index else None
+        if ref is not None:
+            for key, style, label in (
+                ("full", "-", "full fine-tuning"),
+                ("probe", "--", "head alone (probe)"),
+                ("random_guess", ":", "random guess"),
+            ):
+                if np.isfinite(ref[key]):
+                    ax.axhline(ref[key], color="#555555", ls=style, lw=1, label=label)
+        _log_if_wide(ax, cell["budget"])
+        ax.set(
+            title=f"{model} · {task}",
+            xlabel="trainable parameters (count)",
+            ylabel=f"dev {metric}",
+        )
+        ax.legend(fontsize=7)
+    return fig
+
+
+def gaps_figure(gaps_df: pd.DataFrame) -> Figure | None:
+    """Gap to full fine-tuning (points) against model size, per task: a line per structure,
+    solid at default budgets, dashed at matched budgets."""
+    data = gaps_df.dropna(subset=["gap"])
+    if data.empty:
+        return None
+    tasks = sorted(data["task"].unique())
+    structures = sorted(data["structure"].unique())
+    fig, axes = _panels(len(tasks))
+    for ax, task in zip(axes, tasks, strict=False):
+        cell = data[data["task"] == task]
+        for i, structure in enumerate(structures):
+            for kind, style in (("default", "o-"), ("matched", "s--")):
+                line = cell[(cell["structure"] == structure) & (cell["budget_kind"] == kind)]
+                line = line.groupby("total_params")["gap"].mean()
+                if len(line):
+                    ax.plot(
+                        line.index,
+                        line.to_numpy() * 100,
+                        style,
+                        color=colour(i),
+                        label=f"{structure} ({kind})",
+                        ms=4,
+                    )
+        ax.axhline(0, color="#555555", lw=1)
+        _log_if_wide(ax, cell["total_params"])
+        ax.set(
+            title=task, xlabel="model size (parameters)", ylabel="gap to full fine-tuning (points)"
+        )
+        ax.legend(fontsize=7)
+    return fig
+
+
+def thresholds_figure(thr_df: pd.DataFrame) -> Figure | None:
+    """Low (circles) and high (triangles) thresholds against model size, per task, a colour
+    per structure; hollow markers are not bracketed by the budget grid."""
+    data = thr_df[thr_df["low"].notna() | thr_df["high"].notna()]
+    if data.empty:
+        return None
+    tasks = sorted(data["task"].unique())
+    structures = sorted(data["structure"].unique())
+    fig, axes = _panels(len(tasks))
+    for ax, task in zip(axes, tasks, strict=False):
+        cell = data[data["task"] == task]
+        for i, structure in enumerate(structures):
+            rows = cell[cell["structure"] == structure]
+            for side, marker in (("low", "o"), ("high", "^")):
+                for bracketed in (True, False):
+                    pts = rows[rows[f"{side}_bracketed"] == bracketed].dropna(subset=[side])
+                    if pts.empty:
+                        continue
+                    label = f"{structure} {side}" + ("" if bracketed else " (not bracketed)")
+                    ax.scatter(
+                        pts["total_params"],
+                        pts[side],
+                        marker=marker,
+                        s=40,
+                        label=label,
+                        color=colour(i) if bracketed else "none",
+                        edgecolors=colour(i),
+                    )
+        ax.set_yscale("log")
+        _log_if_wide(ax, cell["total_params"])
+        ax.set(
+            title=task, xlabel="model size (parameters)", ylabel="threshold (trainable parameters)"
+        )
+        ax.legend(fontsize=7)
+    return fig
+
+
+def convergence_figure(df: pd.DataFrame) -> Figure | None:
+    """Dev curves (mean over seeds) per (model, task), a line per (structure, budget): a
+    colour per structure, a dash pattern per budget; APET's two patterns are the comparison
+    this figure is for."""
+    with_curves = df[df["curve"].map(len) >= 2]
+    if with_curves.empty:
+        return None
+    panels = sorted(set(zip(with_curves["model"], with_curves["task"], strict=False)))
+    fig, axes = _panels(len(panels))
+    for ax, (model, task) in zip(axes, panels, strict=False):
+        cell = with_curves[(with_curves["model"] == model) & (with_curves["task"] == task)]
+        structures = sorted(cell["structure"].unique())
+        budgets = sorted(cell["budget"].unique())
+        for (structure, budget), runs in cell.groupby(["structure", "budget"], sort=True):
+            curve = (
+                pd.concat([pd.Series(dict(c)) for c in runs["curve"]], axis=1)
+                .mean(axis=1)
+                .sort_index()
+            )
+            i = structures.index(structure)
+            ax.plot(
+                curve.index,
+                curve.to_numpy(),
+                color=colour(i),
+                ls=STYLES[budgets.index(budget) % len(STYLES)],  # a budget: one dash pattern
+                lw=1.2,
+                label=f"{structure} @ {int(budget):,}",
+            )
+        ax.set(title=f"{model} · {task}", xlabel="training step", ylabel="dev score")
+        ax.legend(fontsize=6)
+    return fig
+
+
+def transfer_figure(matrix: pd.DataFrame) -> Figure | None:
+    """Relative transfer score, source task (rows) x target task (columns), per model."""
+    data = matrix.dropna(subset=["relative"]) if "relative" in matrix else matrix.iloc[0:0]
+    if data.empty:
+        return None
+    models = sorted(data["model"].unique()) if "model" in data else [None]
+    fig, axes = _panels(len(models), cols=2)
+    for ax, model in zip(axes, models, strict=False):
+        cell = data if model is None else data[data["model"] == model]
+        grid = cell.pivot_table(index="source", columns="target", values="relative", aggfunc="mean")
+        image = ax.imshow(grid.to_numpy(dtype=float), cmap="cividis", vmin=0, vmax=1)
+        ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=45, ha="right")
+        ax.set_yticks(range(len(grid.index)), grid.index)
+        for (r, c), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(value):
+                ax.text(
+                    c,
+                    r,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value < 0.5 else "black",
+                )
+        ax.set(
+            title=model or "", xlabel="target task (evaluated on)", ylabel="source task (tuned on)"
+        )
+        fig.colorbar(image, ax=ax, label="relative score (0 random, 1 in-task)")
+    return fig
+
+
+def spectra_figure(deltas: Mapping[str, torch.Tensor | np.ndarray]) -> Figure | None:
+    """Normalised singular values (log y) against their index: label -> a delta matrix or an
+    already computed spectrum."""
+    if not deltas:
+        return None
+    fig, (ax,) = _panels(1)
+    for i, (label, value) in enumerate(deltas.items()):
+        values = np.asarray(value if not isinstance(value, torch.Tensor) else value.detach().cpu())
+        s = spectrum(values) if values.ndim == 2 else values
+        s = s[s > 0]
+        ax.plot(np.arange(1, len(s) + 1), s, color=colour(i), label=label, lw=1.2)
+    ax.set_yscale("log")
+    ax.set(
+        xlabel="singular value index",
+        ylabel="singular value / largest",
+        title="spectra of the weight deltas",
+    )
+    ax.legend(fontsize=7)
+    return fig

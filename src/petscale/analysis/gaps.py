@@ -1,0 +1,106 @@
+"""The gap of each method to full fine-tuning, and its direction as models grow.
+
+``gap = full_score - score`` in score units (0.01 = one point), both means over seeds.
+``budget_kind`` is ``default`` for a method at its own default size (no budget option) and
+``matched`` for a budget that at least two structures ran at on the same model and task, so
+that methods are compared at equal trainable parameters. A row may be both.
+The trend is the least-squares slope of a structure's gap (mean over its budgets of that
+kind) against log10 of the model's parameter count: negative means the gap shrinks with scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from petscale.analysis.curves import FIXED
+
+#: A slope smaller than this (score units per decade of model size: half a point) is "flat".
+FLAT_SLOPE = 0.005
+KINDS = ("default", "matched")
+_GAP_COLUMNS = [
+    "model",
+    "total_params",
+    "task",
+    "task_type",
+    "structure",
+    "budget_kind",
+    "budget",
+    "score",
+    "full_score",
+    "gap",
+    "n_seeds",
+]
+
+
+def gaps(df: pd.DataFrame, score: str = "dev_score") -> pd.DataFrame:
+    """Per (model, total_params, task, structure, budget_kind, budget): score, full_score, gap."""
+    rows = []
+    for (model, task), cell in df.groupby(["model", "task"], sort=True):
+        full = cell.loc[cell["method"] == "full", score].dropna()
+        full_score = float(full.mean()) if len(full) else math.nan
+        tuned = cell[~cell["method"].isin(FIXED)]
+        structures_per_budget = tuned.groupby("budget")["structure"].nunique()
+        matched = set(structures_per_budget[structures_per_budget >= 2].index)
+        for (structure, budget), runs in tuned.groupby(["structure", "budget"], sort=True):
+            flags = (bool(runs["default_budget"].any()), budget in matched)
+            kinds = [kind for kind, yes in zip(KINDS, flags, strict=True) if yes]
+            mean = float(runs[score].mean())
+            for kind in kinds:
+                rows.append(
+                    {
+                        "model": model,
+                        "total_params": cell["total_params"].max(),
+                        "task": task,
+                        "task_type": cell["task_type"].iloc[0],
+                        "structure": structure,
+                        "budget_kind": kind,
+                        "budget": budget,
+                        "score": mean,
+                        "full_score": full_score,
+                        "gap": full_score - mean,
+                        "n_seeds": int(runs[score].notna().sum()),
+                    }
+                )
+    return pd.DataFrame(rows, columns=_GAP_COLUMNS)
+
+
+def gap_trend(gaps_df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, structure, budget_kind): the slope of the gap against log10 model size,
+    its ``direction`` (shrinks, grows, flat; n/a with fewer than two model sizes) and
+    ``n_models``."""
+    rows = []
+    known = gaps_df.dropna(subset=["gap", "total_params"])
+    for (task, structure, kind), cell in known.groupby(
+        ["task", "structure", "budget_kind"], sort=True
+    ):
+        per_model = cell.groupby("total_params")["gap"].mean()
+        slope = math.nan
+        if len(per_model) >= 2:
+            x = np.log10(per_model.index.to_numpy(dtype=float))
+            slope = float(np.polyfit(x, per_model.to_numpy(dtype=float), 1)[0])
+        rows.append(
+            {
+                "task": task,
+                "structure": structure,
+                "budget_kind": kind,
+                "slope": slope,
+                "direction": direction(slope),
+                "n_models": len(per_model),
+                "gap_smallest": float(per_model.iloc[0]),
+                "gap_largest": float(per_model.iloc[-1]),
+            }
+        )
+    columns = ["task", "structure", "budget_kind", "slope", "direction", "n_models"]
+    return pd.DataFrame(rows, columns=[*columns, "gap_smallest", "gap_largest"])
+
+
+def direction(slope: float) -> str:
+    """shrinks / grows / flat for a gap slope per decade of model size; n/a for NaN."""
+    if math.isnan(slope):
+        return "n/a"
+    if abs(slope) < FLAT_SLOPE:
+        return "flat"
+    return "shrinks" if slope < 0 else "grows"

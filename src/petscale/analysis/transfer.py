@@ -1,0 +1,155 @@
+"""Task transfer: a delta tuned on task A, evaluated zero-shot on task B.
+
+Two tasks are compatible when the trained model can answer B without new parameters: a
+model that answers in words (T5, decoders) any two classification tasks; an encoder's head
+(trained, frozen or label words), tasks with the same label set in the same order. The
+score is read against the target's own scale:
+``relative = (score - random) / (in_task - random)``, where ``in_task`` is the score of a
+delta tuned on the target itself (1: transfers fully; 0: no better than random guessing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from petscale.analysis.table import load_results
+from petscale.api import load
+from petscale.run_folder import SavedRun, read_run
+from petscale.study.store import trial_folder
+
+_MATRIX_KEYS = ("model", "structure")
+
+
+def transfer_matrix(scores: pd.DataFrame) -> pd.DataFrame:
+    """Long form (model, structure where given, source, target): mean ``score`` over trials,
+    the target's ``random_guess``, ``in_task`` (the source = target score) and ``relative``."""
+    keys = [k for k in _MATRIX_KEYS if k in scores.columns]
+    mean = scores.groupby([*keys, "source", "target"], as_index=False)[
+        ["score", "random_guess"]
+    ].mean()
+    diagonal = mean[mean["source"] == mean["target"]].set_index([*keys, "target"])["score"]
+    in_task = [diagonal.get(tuple(row[[*keys, "target"]]), math.nan) for _, row in mean.iterrows()]
+    mean["in_task"] = in_task
+    room = mean["in_task"] - mean["random_guess"]
+    mean["relative"] = ((mean["score"] - mean["random_guess"]) / room).where(room > 0)
+    return mean
+
+
+def same_type_vs_cross(matrix: pd.DataFrame, task_types: Mapping[str, str]) -> pd.DataFrame:
+    """Off-diagonal pairs split into same-type and cross-type: mean relative score and count."""
+    pairs = matrix[matrix["source"] != matrix["target"]].copy()
+    same = [
+        task_types.get(s) == task_types.get(t)
+        for s, t in zip(pairs["source"], pairs["target"], strict=False)
+    ]
+    pairs["kind"] = ["same type" if yes else "cross type" for yes in same]
+    keys = [k for k in ("model",) if k in pairs.columns]
+    out = (
+        pairs.groupby([*keys, "kind"])
+        .agg(
+            mean_relative=("relative", "mean"),
+            mean_score=("score", "mean"),
+            n_pairs=("score", "size"),
+        )
+        .reset_index()
+    )
+    return out
+
+
+def evaluate_transfer(
+    folder: str | Path,
+    pairs: Iterable[tuple[str, str]] | None = None,
+    split: str = "dev",
+    limit: int | None = None,
+    structures: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Evaluate every kept delta of the study at ``folder`` (of the ``structures`` given, or
+    all) on the compatible tasks of the study (or the (source, target) ``pairs`` given),
+    ``limit`` examples of ``split`` each.
+
+    One row per (trial, target): trial_id, model, structure, budget, seed, source, target,
+    score, random_guess (the target's), metric.
+    """
+    results = load_results(folder)
+    if structures is not None:
+        results = results[results["structure"].isin(list(structures))]
+    wanted = None if pairs is None else set(pairs)
+    tasks = sorted(set(results["task"]))
+    rows = []
+    for _, trial in results.iterrows():
+        run_dir = trial_folder(folder, trial["trial_id"])
+        if not (run_dir / "trial.json").is_file():
+            continue
+        targets = [t for t in tasks if wanted is None or (trial["task"], t) in wanted]
+        if not targets:
+            continue
+        run = read_run(run_dir)
+        model, tokenizer = load(run_dir)  # once per delta, whatever the targets
+        for target in targets:
+            score = _score_on(run, model, tokenizer, target, split, limit)
+            if score is None:
+                continue
+            rows.append(
+                {
+                    "trial_id": trial["trial_id"],
+                    "model": trial["model"],
+                    "structure": trial["structure"],
+                    "budget": trial["budget"],
+                    "seed": trial["seed"],
+                    "source": trial["task"],
+                    "target": target,
+                    **score,
+                }
+            )
+    columns = ["trial_id", "model", "structure", "budget", "seed", "source", "target"]
+    return pd.DataFrame(rows, columns=[*columns, "score", "random_guess", "metric"])
+
+
+def _score_on(
+    run: SavedRun,
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    target: str,
+    split: str,
+    limit: int | None,
+) -> dict | None:
+    """The loaded run (delta and head, ``petscale.load``) scored on ``target``; None when the
+    model cannot answer ``target`` without new parameters."""
+    from petscale.answers import answerer_for
+    from petscale.features import encode_splits
+    from petscale.tasks import get_task
+    from petscale.train import evaluate
+    from petscale.trial import normalize
+    from petscale.zoo.loader import answer_for
+
+    cfg = normalize(run.trial)
+    source = get_task(cfg["task"], **cfg["task_options"]).spec
+    task = (
+        get_task(target) if target != cfg["task"] else get_task(cfg["task"], **cfg["task_options"])
+    )
+    spec = task.spec
+    if spec.kind != "classification" or source.kind != "classification":
+        return None
+    answer = answer_for(model.config, "classification")
+    # A head maps to the source's classes: it answers another task only with the same labels.
+    # A model answering in words answers any classification task with that task's words.
+    if answer == "classify" and spec.labels != source.labels:
+        return None
+    examples = task.splits()[split][:limit]
+    answerer = answerer_for(
+        answer, spec, tokenizer, cfg["max_length"], max_new_tokens=cfg["max_new_tokens"]
+    )
+    features = encode_splits(answerer, tokenizer, {split: examples})[split]
+    refs = [answerer.reference(ex) for ex in examples]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    score = evaluate(
+        model.to(device), answerer, features, refs, spec.metric, cfg["eval_batch_size"], device
+    )
+    return {"score": score, "random_guess": spec.random_guess(), "metric": spec.metric}

@@ -1,0 +1,45 @@
+"""``petscale demo``: the study in miniature on the offline default, then its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from petscale.cli import options as o
+
+DEMO_FOLDER = Path("runs/demo")
+
+
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="The demo's study folder (store, deltas, report).")
+    ] = DEMO_FOLDER,
+    workers: Annotated[int, typer.Option(help="Trials at once (one CPU thread each).")] = 2,
+    json_output: o.Json = False,
+) -> None:
+    """Run the scaling study in miniature (2 models x 2 tasks x every method, APET over a budget
+    grid, head-free), then write its report; a second run shows the report in seconds."""
+    from petscale.cli.study import _ProgressEvents, _user_errors
+    from petscale.demo import demo_grid, prepare
+    from petscale.report import gather, write
+    from petscale.report.terminal import print_summary
+    from petscale.study.runners import run_study
+
+    with _user_errors():
+        spec, configs = demo_grid()
+        prepare(out)
+        with _ProgressEvents(len(configs)) as events:
+            counts = run_study(
+                out, configs, workers=workers, events=events, keep_deltas=spec.keep_deltas
+            )
+        built = gather(out)
+        path = write(built, out / "report")
+    if json_output:
+        print(json.dumps({"report": str(path), "counts": counts, **built.summary()}, default=str))
+        return
+    print_summary(built, path)
+    if counts["failed"]:
+        typer.echo(f"{counts['failed']} trial(s) failed: petscale study status {out}", err=True)

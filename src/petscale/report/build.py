@@ -1,0 +1,251 @@
+"""Gather a study's analyses into one report, and write its folder whole.
+
+The folder holds ``report.html`` (self-contained: figures embedded), ``figures/NAME.png`` and
+``.svg``, ``thresholds.csv``, ``gaps.csv`` and ``report.json`` (what ``report --json`` prints).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from petscale import analysis
+from petscale.errors import UserError
+from petscale.report import environment
+from petscale.report.html import render
+from petscale.run_folder import _swap_in
+from petscale.study.store import SPEC_NAME, Store, trial_folder
+
+REPORT_NAME = "report.html"
+
+
+@dataclass
+class Figure:
+    name: str
+    title: str
+    png: bytes
+    svg: bytes
+
+    def data_uri(self) -> str:
+        """The SVG as a data URI: vector, and isolated from the page's ids and styles."""
+        return "data:image/svg+xml;base64," + base64.b64encode(self.svg).decode()
+
+
+@dataclass
+class Report:
+    folder: Path
+    results: pd.DataFrame
+    findings: list[analysis.Finding]
+    thresholds: pd.DataFrame
+    agreement: pd.DataFrame
+    gaps: pd.DataFrame
+    gap_trend: pd.DataFrame
+    pattern_speed: pd.DataFrame
+    figures: list[Figure]
+    context: dict[str, Any] = field(default_factory=dict)
+    # Opt-in analyses that load the kept deltas (slower): empty unless asked for.
+    transfer: pd.DataFrame = field(default_factory=pd.DataFrame)
+    transfer_kinds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    subspace: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def subspace_summary(self) -> pd.DataFrame:
+        """Per model and what sets two trials apart: mean cosines of the principal angles."""
+        if self.subspace.empty:
+            return self.subspace
+        return self.subspace.groupby(["model", "differs"], as_index=False).agg(
+            comparisons=("weight", "size"),  # (pair of trials, shared weight) rows
+            mean_cos=("mean_cos", "mean"),
+            random_cos=("random_cos", "mean"),
+            above_random=("above_random", "mean"),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The findings, thresholds and gaps as one JSON-ready object."""
+        return {
+            "folder": str(self.folder),
+            **self.context,
+            "findings": [dataclasses.asdict(f) for f in self.findings],
+            "thresholds": _records(self.thresholds),
+            "structure_agreement": _records(self.agreement),
+            "gaps": _records(self.gaps),
+            "gap_trend": _records(self.gap_trend),
+            "pattern_speed": _records(self.pattern_speed),
+            "transfer": _records(self.transfer),
+            "transfer_kinds": _records(self.transfer_kinds),
+            "subspace": _records(self.subspace_summary()),
+        }
+
+
+def gather(
+    folder: str | Path, transfer: bool = False, transfer_limit: int = 200, subspace: bool = False
+) -> Report:
+    """Every analysis of the study in ``folder`` (its store must exist and hold done trials).
+
+    ``transfer`` evaluates each kept delta zero-shot on the study's other tasks (at most
+    ``transfer_limit`` dev examples each); ``subspace`` compares the kept deltas' subspaces.
+    Both load models, so they are off by default.
+    """
+    folder = Path(folder)
+    with Store.existing(folder) as store:
+        summary = store.summary()
+        done = [r for r in store.rows() if r["status"] == "done"]
+    hosts = sorted({r["host"] for r in done if r["host"]})
+    df = analysis.load_results(folder)
+    if df.empty:
+        raise UserError(
+            f"the study in {folder} has no finished trial yet; run `petscale study run SPEC`"
+        )
+    thresholds = analysis.thresholds(df)
+    gaps = analysis.gaps(df)
+    conv = analysis.convergence(df)
+    figures = [
+        _figure(
+            "score_vs_params", "Score vs trainable parameters", analysis.score_vs_params_figure(df)
+        ),
+        _figure("gaps", "Gap to full fine-tuning", analysis.gaps_figure(gaps)),
+        _figure("thresholds", "Low and high thresholds", analysis.thresholds_figure(thresholds)),
+        _figure("convergence", "Dev curves", analysis.convergence_figure(df)),
+    ]
+    matrix = kinds = sub = pd.DataFrame()
+    if transfer:
+        matrix = analysis.transfer_matrix(analysis.evaluate_transfer(folder, limit=transfer_limit))
+        types = dict(zip(df["task"], df["task_type"], strict=False))
+        kinds = analysis.same_type_vs_cross(matrix, types) if not matrix.empty else kinds
+        figures.append(
+            _figure("transfer", "Zero-shot task transfer", analysis.transfer_figure(matrix))
+        )
+    if subspace:
+        sub = analysis.subspace_table(folder)
+        figures.append(_figure("spectra", "Spectra of the deltas", _spectra(folder, df)))
+    context = {
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "trials": {k: summary[k] for k in ("done", "failed", "running", "pending", "total")},
+        "seconds_spent": float(df["seconds"].fillna(0).sum()),
+        "heads": sorted(df["head"].dropna().astype(str).unique()),
+        "models": sorted(df["model"].unique()),
+        "tasks": sorted(df["task"].unique()),
+        "seeds": sorted(int(s) for s in df["seed"].unique()),
+        "hosts": hosts,
+        "versions": environment.versions(),
+        "machine": environment.machine(),
+        "spec": spec_of(folder, [r["config"] for r in done]),
+        "transfer": transfer,
+        "subspace": subspace,
+    }
+    return Report(
+        folder=folder,
+        results=df,
+        findings=analysis.findings(df, transfer=matrix if transfer else None),
+        thresholds=thresholds,
+        agreement=analysis.structure_agreement(thresholds),
+        gaps=gaps,
+        gap_trend=analysis.gap_trend(gaps),
+        pattern_speed=analysis.pattern_speed(conv),
+        figures=[f for f in figures if f is not None],
+        context=context,
+        transfer=matrix,
+        transfer_kinds=kinds,
+        subspace=sub,
+    )
+
+
+def write(report: Report, out: str | Path) -> Path:
+    """Write the report folder at ``out`` whole (a staging folder renamed into place)."""
+    out = Path(out)
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_NAME).is_file())
+    ):
+        raise UserError(
+            f"--out {out} holds files that are not a petscale report; pass a new folder"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (staging / "figures").mkdir()
+        for fig in report.figures:
+            (staging / "figures" / f"{fig.name}.png").write_bytes(fig.png)
+            (staging / "figures" / f"{fig.name}.svg").write_bytes(fig.svg)
+        report.thresholds.to_csv(staging / "thresholds.csv", index=False)
+        report.gaps.to_csv(staging / "gaps.csv", index=False)
+        if not report.transfer.empty:
+            report.transfer.to_csv(staging / "transfer.csv", index=False)
+        if not report.subspace.empty:
+            report.subspace.to_csv(staging / "subspace.csv", index=False)
+        (staging / "report.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+        (staging / REPORT_NAME).write_text(render(report), encoding="utf-8")
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / REPORT_NAME
+
+
+SPECTRA_TRIALS = 6  # lines in the spectra figure: more would not be readable
+
+
+def _spectra(folder: Path, df: pd.DataFrame) -> Any:
+    """Spectra of one weight's delta in a few kept trials of the first model (None if none)."""
+    deltas = {}
+    for row in df[df["model"] == df["model"].min()].itertuples():
+        run = trial_folder(folder, row.trial_id)
+        if (run / "trial.json").is_file() and len(deltas) < SPECTRA_TRIALS:
+            deltas[f"{row.structure} · {Path(row.task).name} · seed {row.seed}"] = (
+                analysis.dense_deltas(run)
+            )
+    shared = sorted(set.intersection(*(set(d) for d in deltas.values()))) if deltas else []
+    if not shared:
+        return None
+    weight = shared[0]
+    figure = analysis.spectra_figure({label: d[weight] for label, d in deltas.items()})
+    figure.axes[0].set_title(f"spectra of the deltas of {weight}")
+    return figure
+
+
+def _figure(name: str, title: str, fig: Any) -> Figure | None:
+    """A matplotlib figure as PNG and SVG bytes (None when the data allow no figure)."""
+    if fig is None:
+        return None
+    images = {}
+    for fmt in ("png", "svg"):
+        buffer = io.BytesIO()
+        # No date in the SVG: the same study gives the same file.
+        fig.savefig(buffer, format=fmt, dpi=150, metadata={"Date": None})
+        images[fmt] = buffer.getvalue()
+    return Figure(name, title, images["png"], images["svg"])
+
+
+def spec_of(folder: Path, configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The spec file if the folder keeps one; else every setting's values over the done trials."""
+    path = folder / SPEC_NAME
+    if path.is_file():
+        return {"source": str(path), "text": path.read_text()}
+    values: dict[str, set[str]] = {}
+    for config in configs:
+        for key, value in _flatten(config):
+            values.setdefault(key, set()).add(json.dumps(value))
+    grid = {key: sorted(v) for key, v in sorted(values.items())}
+    return {"source": "the configs of the done trials", "grid": grid}
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    # pandas' JSON writer turns NaN into null and numpy scalars into plain numbers.
+    return json.loads(df.to_json(orient="records"))

@@ -1,0 +1,125 @@
+"""Threshold search with few trials: bisection on log budget with APET, in a study's own store.
+
+Instead of a dense budget grid, ``search_thresholds`` starts from the spec's budgets (at least
+two, the bracket), runs them with full fine-tuning as the reference, and then, round after
+round, adds one budget per open threshold: the geometric mean of the two grid budgets that
+bracket it (the largest that fails and the smallest that passes, as
+:func:`petscale.analysis.thresholds` defines pass and fail). A threshold outside the grid
+widens it by a decade (down to 1 parameter, up to the model's own count). The search stops
+when every bracket is narrower than ``resolution`` (a factor) or after ``rounds`` rounds; the
+thresholds reported are the analysis' own, interpolated on log budget over every trial run.
+
+Every trial is an ordinary study trial: ids are hashes of configs, so a rerun replays the
+same decisions from the stored results and runs only what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from petscale.analysis import thresholds
+from petscale.analysis.table import load_results
+from petscale.errors import UserError
+from petscale.study.spec import MethodEntry, Spec, expand, trial_id
+
+#: Runs a list of trial configs into the study store (done ones are skipped).
+RunFn = Callable[[list[dict[str, Any]]], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    rounds: int = 4  # rounds of new budgets after the initial grid
+    tolerance: float = 0.01  # the high threshold: within this of full fine-tuning's score
+    resolution: float = 1.5  # stop once the bracketing budgets are within this factor
+
+
+def search_thresholds(
+    folder: Any, spec: Spec, run: RunFn, settings: SearchSettings | None = None
+) -> pd.DataFrame:
+    """Find the low and high thresholds of the spec's APET entries; returns the thresholds
+    table (see :func:`petscale.analysis.thresholds`) of the APET structures searched."""
+    settings = settings or SearchSettings()
+    spec = with_full_reference(spec)
+    configs = {trial_id(c): c for c in expand(spec)}
+    if not any(c["method"] == "apet" for c in configs.values()):
+        raise UserError("a threshold search tunes APET: add apet to the spec's methods")
+    for _ in range(settings.rounds + 1):
+        run(list(configs.values()))
+        table = _table(folder, configs)
+        added = 0
+        for config in next_configs(table, configs, settings):
+            added += trial_id(config) not in configs
+            configs.setdefault(trial_id(config), config)
+        if not added:
+            break
+    table = _table(folder, configs)
+    found = thresholds(table, tolerance=settings.tolerance)
+    return found[found["structure"].str.startswith("apet")].reset_index(drop=True)
+
+
+def with_full_reference(spec: Spec) -> Spec:
+    """The spec with full fine-tuning added: the high threshold is measured against it."""
+    if any(entry.name == "full" for entry in spec.methods):
+        return spec
+    return dataclasses.replace(spec, methods=(*spec.methods, MethodEntry("full", {}, None)))
+
+
+def next_configs(
+    table: pd.DataFrame, configs: dict[str, dict[str, Any]], settings: SearchSettings
+) -> list[dict[str, Any]]:
+    """The APET trials of the next round: one budget per open threshold, every seed."""
+    found = thresholds(table, tolerance=settings.tolerance)
+    out = []
+    for _, row in found[found["structure"].str.startswith("apet")].iterrows():
+        cell = table[
+            (table["model"] == row["model"])
+            & (table["task"] == row["task"])
+            & (table["structure"] == row["structure"])
+        ]
+        budgets = sorted({int(b) for b in cell["budget"]})
+        ceiling = int(cell["total_params"].max())
+        for value, bracketed in (
+            (row["low"], row["low_bracketed"]),
+            (row["high"], row["high_bracketed"]),
+        ):
+            budget = next_budget(budgets, value, bool(bracketed), ceiling, settings.resolution)
+            if budget is not None:
+                out += [_with_budget(configs[tid], budget) for tid in cell["trial_id"]]
+    return out
+
+
+def next_budget(
+    budgets: list[int], threshold: float, bracketed: bool, ceiling: int, resolution: float
+) -> int | None:
+    """The budget to try next for one threshold, or None when it is pinned down (or cannot be).
+
+    ``threshold`` NaN: no budget passes, so go a decade above the largest; not bracketed: the
+    smallest budget passes, so go a decade below it; bracketed: the geometric mean of the two
+    budgets around it, while they are more than ``resolution`` apart.
+    """
+    if math.isnan(threshold):
+        candidate = min(budgets[-1] * 10, ceiling)
+    elif not bracketed:
+        candidate = max(budgets[0] // 10, 1)
+    else:
+        below = max(b for b in budgets if b < threshold)
+        above = min(b for b in budgets if b >= threshold)
+        if above / below <= resolution:
+            return None
+        candidate = round(math.sqrt(below * above))
+    return None if candidate in budgets else candidate
+
+
+def _with_budget(config: dict[str, Any], budget: int) -> dict[str, Any]:
+    return {**config, "options": {**config["options"], "budget": budget}}
+
+
+def _table(folder: Any, configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The done trials of this search (the store may hold other studies' trials too)."""
+    table = load_results(folder)
+    return table[table["trial_id"].isin(configs)].reset_index(drop=True)

@@ -1,0 +1,162 @@
+"""Every analysis end to end on a real tiny study: two tiny BERTs, two toy tasks, the methods
+at their defaults and APET's two patterns on a budget grid, deltas kept."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from petscale import analysis as A
+from petscale.study.runners import run_study
+from petscale.study.spec import expand, parse_spec
+from petscale.zoo import assets
+
+COMMON = {"steps": 8, "batch_size": 16, "max_length": 16, "eval_every": 4}
+LR = {"full": 1e-3, "probe": 1e-2, "lora": 1e-2, "apet": 1e-2}
+BUDGETS = [50, 5000]
+
+
+@pytest.fixture(scope="module")
+def wide_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny BERT, wider than ``tiny_bert``: a second model size."""
+    folder = tmp_path_factory.mktemp("wide-bert")
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=96,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(assets.model_folder("minilm-l6")).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def toy_task_2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another two-class task with the same labels as ``toy_task``, other filler words."""
+    folder = tmp_path_factory.mktemp("toy-task-2")
+    rng = random.Random(1)
+    fillers = ["our", "one", "song", "album", "band", "singer", "track", "tune", "is", "so"]
+    for split, n in (("train", 160), ("dev", 40), ("test", 40)):
+        with open(folder / f"{split}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            for _ in range(n):
+                label = rng.choice(["good", "bad"])
+                words = rng.choices(fillers, k=6) + [label]
+                rng.shuffle(words)
+                writer.writerow([" ".join(words), label])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def study(tiny_bert: Path, wide_bert: Path, toy_task: Path, toy_task_2: Path, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    models = [str(tiny_bert), str(wide_bert)]
+    grid = parse_spec(
+        {
+            "models": models,
+            "tasks": [str(toy_task)],
+            "methods": [
+                "full",
+                "probe",
+                {"lora": {"rank": 2}},
+                {"apet": {"pattern": "adjacent", "budgets": BUDGETS}},
+                {"apet": {"pattern": "discrete", "budgets": BUDGETS}},
+            ],
+            "lr": LR,
+            **COMMON,
+        }
+    )
+    other = parse_spec(
+        {"models": models, "tasks": [str(toy_task_2)], "methods": {"lora": {"rank": 2}}, "lr": LR}
+        | COMMON
+    )
+    configs = expand(grid) + expand(other)
+    counts = run_study(folder, configs, keep_deltas=True, cpus_per_trial=1)
+    assert counts["done"] == len(configs) == 2 * 7 + 2
+    return folder
+
+
+def test_the_table_of_a_real_study(study, toy_task):
+    df = A.load_results(study)
+    assert len(df) == 16
+    assert set(df["structure"]) == {"full", "probe", "lora", "apet-adjacent", "apet-discrete"}
+    apet = df[df["method"] == "apet"]
+    assert sorted(set(apet["budget"])) == BUDGETS
+    assert (
+        not apet["default_budget"].any() and df.loc[df["method"] == "lora", "default_budget"].all()
+    )
+    assert (df.loc[df["method"] == "probe", "budget"] == 0).all()
+    full = df[df["method"] == "full"]
+    assert (full["budget"] == full["trainable_params"]).all()
+    assert set(df["task_type"]) == {"custom"}
+    assert (df["curve"].map(len) == 2).all()  # evaluated at steps 4 and 8
+    assert df["dev_score"].between(0, 1).all()
+
+
+def test_every_analysis_runs_on_the_real_study(study, toy_task, toy_task_2):
+    df = A.load_results(study)
+    cells = A.aggregate(df)
+    assert (cells["n"] == 1).all()
+    refs = A.reference_lines(df).set_index("task")
+    assert refs.loc[str(toy_task), ["full", "probe", "random_guess"]].notna().all().all()
+    assert refs.loc[str(toy_task_2), ["full", "probe"]].isna().all().all()  # lora only there
+    thr = A.thresholds(df)
+    assert len(thr) == 4  # 2 models x the two APET patterns (lora ran at one budget)
+    assert set(thr["random_guess"]) == {0.5}
+    g = A.gaps(df)
+    assert set(g["budget_kind"]) == {"default", "matched"}
+    trend = A.gap_trend(g)
+    assert (trend["n_models"] == 2).all()
+    assert set(trend["direction"]) <= {"shrinks", "grows", "flat"}
+    speed = A.pattern_speed(A.convergence(df))
+    assert len(speed) == 2 * len(BUDGETS)
+    types = A.by_task_type(thr, g)
+    assert list(types["task_type"]) == ["custom"]
+    found = A.findings(df)
+    assert [f.key for f in found][:5] == [
+        "gaps_shrink", "thresholds_exist", "thresholds_alike", "thresholds_fall",
+        "adjacent_faster",
+    ]  # fmt: skip
+    assert all(f.verdict in ("holds", "does not hold", "mixed", "not tested") for f in found)
+    assert A.score_vs_params_figure(df) is not None
+    assert A.convergence_figure(df) is not None
+
+
+def test_transfer_between_the_two_tasks(study, toy_task, toy_task_2):
+    scores = A.evaluate_transfer(study, structures=["lora"], limit=20)
+    assert len(scores) == 2 * 2 * 2  # 2 models x 2 source tasks x 2 targets
+    matrix = A.transfer_matrix(scores)
+    diagonal = matrix[matrix["source"] == matrix["target"]]
+    assert (diagonal["relative"].dropna() == 1.0).all()
+    # The in-task score of the transfer table is the study's own dev score on those examples.
+    df = A.load_results(study)
+    mine = scores[scores["source"] == scores["target"]]
+    assert mine["score"].between(0, 1).all() and len(df) == 16
+    split = A.same_type_vs_cross(matrix, {str(toy_task): "custom", str(toy_task_2): "custom"})
+    assert list(split["kind"].unique()) == ["same type"]
+    found = {f.key: f for f in A.findings(df, matrix)}
+    assert found["transfer_within_type"].verdict == "not tested"  # one task type only
+    assert A.transfer_figure(matrix) is not None or matrix["relative"].isna().all()
+
+
+def test_subspaces_of_the_kept_deltas(study):
+    table = A.subspace_table(study, k=2)
+    assert table["mean_cos"].between(0, 1 + 1e-9).all()
+    assert table["random_cos"].between(0, 1).all()
+    assert (table["k"] <= 2).all()
+    pairs = set(zip(table["structure_a"], table["structure_b"], strict=True))
+    # LoRA and both APET patterns write to the query weights; so does full fine-tuning.
+    assert {("full", "lora"), ("lora", "apet-adjacent"), ("lora", "apet-discrete")} <= pairs
+    assert table["weight"].str.endswith("attention.self.query.weight").any()
+    only = A.subspace_table(study, k=2, structures=["lora"])
+    assert set(only["differs"]) == {"task"}  # lora on the two tasks, per model

@@ -1,0 +1,197 @@
+"""`petscale report`: the folder it writes, its JSON, its errors, on a planted study store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from petscale.errors import UserError
+from petscale.report import Report, gather, write
+from petscale.report.build import spec_of
+from petscale.report.terminal import print_summary
+from petscale.study.store import Owner, Store
+
+# Two model sizes; the larger one needs fewer trainable parameters (the study's claim).
+MODELS = {"tiny-s": (1_000_000, 3.6), "tiny-l": (10_000_000, 3.0)}  # total params, log10 mid
+BUDGETS = (100, 1_000, 10_000, 100_000, 1_000_000)
+DEFAULTS = {"lora": 20_000, "bitfit": 5_000}
+FULL, RANDOM = 0.85, 0.5
+
+
+def _score(budget: int, mid: float, noise: float) -> float:
+    """A sigmoid in log budget from random guessing up to full fine-tuning."""
+    rise = 1 / (1 + math.exp(-3.0 * (math.log10(budget) - mid)))
+    return RANDOM + (FULL - RANDOM) * rise + noise
+
+
+def _trial(model: str, method: str, seed: int, params: int, score: float, **options) -> tuple:
+    config = {
+        "model": model,
+        "task": "rotten_tomatoes",
+        "method": method,
+        "options": options,
+        "head": "frozen",
+        "seed": seed,
+        "steps": 100,
+    }
+    # Discrete placements converge more slowly than adjacent ones (the study's finding 4).
+    rise = 100 if options.get("pattern") == "discrete" else 40
+    curve = [[s, RANDOM + (score - RANDOM) * min(1.0, s / rise)] for s in range(20, 101, 20)]
+    result = {
+        "options": options,
+        "steps": 100,
+        "trainable_params": params,
+        "head_params": 0,
+        "total_params": MODELS[model][0],
+        "dev_score": score,
+        "test_score": score - 0.01,
+        "random_guess": RANDOM,
+        "metric": "accuracy",
+        "seconds": 10.0,
+        "curve": curve,
+    }
+    return config, result
+
+
+def planted_study(folder: Path, seeds: int = 3) -> Path:
+    """A done study: APET (both patterns) on a budget grid, lora, bitfit, full, on two models."""
+    rng = random.Random(0)
+    trials = []
+    for model, (total, mid) in MODELS.items():
+        for seed in range(seeds):
+            trials.append(_trial(model, "full", seed, total, FULL + rng.gauss(0, 0.005)))
+            for pattern in ("adjacent", "discrete"):
+                for budget in BUDGETS:
+                    score = _score(budget, mid, rng.gauss(0, 0.005))
+                    trials.append(
+                        _trial(model, "apet", seed, budget, score, budget=budget, pattern=pattern)
+                    )
+            for method, budget in DEFAULTS.items():
+                score = _score(budget, mid, rng.gauss(0, 0.005))
+                trials.append(_trial(model, method, seed, budget, score))
+    with Store(folder) as store:
+        store.queue([config for config, _ in trials])
+        owner = Owner()
+        while (claimed := store.claim(owner)) is not None:
+            tid, config = claimed
+            store.finish(tid, next(r for c, r in trials if c == config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return planted_study(tmp_path_factory.mktemp("study"))
+
+
+@pytest.fixture(scope="module")
+def report(study: Path) -> Report:
+    return gather(study)  # the figures take a few seconds: gathered once for these tests
+
+
+def test_the_report_folder_holds_the_page_figures_and_tables(report, tmp_path):
+    page = write(report, tmp_path / "report")
+    html = page.read_text()
+    assert page.name == "report.html"
+    figures = sorted(p.name for p in (tmp_path / "report" / "figures").iterdir())
+    assert figures and all((tmp_path / "report" / "figures" / f).stat().st_size for f in figures)
+    names = {Path(f).stem for f in figures}
+    assert figures == sorted(f"{n}.{ext}" for n in names for ext in ("png", "svg"))
+    # Self-contained: every figure is embedded, nothing is fetched.
+    assert html.count('src="data:image/svg+xml;base64,') == len(names)
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    for finding in report.findings:
+        assert finding.verdict in html
+    assert "frozen" in html  # the head mode
+    assert "torch" in html and "transformers" in html
+    thresholds = (tmp_path / "report" / "thresholds.csv").read_text().splitlines()
+    assert {"model", "task", "structure", "low", "high"} <= set(thresholds[0].split(","))
+    assert len(thresholds) == 1 + len(report.thresholds)
+    gaps = (tmp_path / "report" / "gaps.csv").read_text().splitlines()
+    assert "gap" in gaps[0].split(",") and len(gaps) > 1
+
+
+def test_the_report_gives_time_spent_and_the_configs_without_a_spec(report):
+    trials = 2 * 3 * (1 + 2 * len(BUDGETS) + len(DEFAULTS))
+    assert report.context["trials"]["done"] == trials
+    assert report.context["seconds_spent"] == pytest.approx(10.0 * trials)
+    assert report.context["heads"] == ["frozen"]
+    grid = report.context["spec"]["grid"]
+    assert grid["options.pattern"] == ['"adjacent"', '"discrete"']
+
+
+def test_a_kept_spec_is_shown_as_written(report, tmp_path):
+    (tmp_path / "spec.yaml").write_text("models: [tiny-s, tiny-l]  # <planted>\n")
+    kept = dataclasses.replace(report, context={**report.context, "spec": spec_of(tmp_path, [])})
+    page = write(kept, tmp_path / "r").read_text()
+    assert "models: [tiny-s, tiny-l]  # &lt;planted&gt;" in page
+
+
+def test_a_rewrite_replaces_the_report_and_a_foreign_folder_is_refused(report, tmp_path):
+    out = tmp_path / "report"
+    write(report, out)
+    (out / "figures" / "stale.png").write_bytes(b"old")
+    write(report, out)
+    assert not (out / "figures" / "stale.png").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a petscale report"):
+        write(report, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_the_planted_thresholds_fall_as_the_model_grows(report):
+    thr = report.thresholds
+    adjacent = thr[thr["structure"] == "apet-adjacent"].set_index("model")
+    assert adjacent.loc["tiny-l", "low"] < adjacent.loc["tiny-s", "low"]
+    assert adjacent.loc["tiny-l", "high"] < adjacent.loc["tiny-s", "high"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from petscale.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_json_prints_findings_thresholds_and_gaps(study, tmp_path):
+    done = _cli("report", str(study), "--out", str(tmp_path / "r"), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert Path(data["report"]).is_file()
+    assert {"findings", "thresholds", "gaps", "gap_trend"} <= set(data)
+    assert {f["verdict"] for f in data["findings"]} <= {
+        "holds",
+        "does not hold",
+        "mixed",
+        "not tested",
+    }
+    assert all("n_seeds" in f for f in data["findings"])
+
+
+def test_the_terminal_summary_names_the_report_and_every_verdict(report, tmp_path):
+    console = Console(record=True, width=80)
+    print_summary(report, tmp_path / "report.html", console)
+    text = console.export_text()
+    assert f"report: {tmp_path / 'report.html'}" in text.replace("\n", "")
+    assert "Findings" in text and "Thresholds" in text
+    for finding in report.findings:
+        assert finding.verdict in text
+    assert "…" not in text  # a narrow terminal folds a long cell onto more lines, never cuts it
+
+
+def test_a_folder_without_a_store_is_a_one_line_error(tmp_path):
+    done = _cli("report", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "report").exists()

@@ -1,0 +1,105 @@
+"""Experiment trackers: a tune logs its dev curve to TensorBoard; the trial id ignores it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import petscale
+from petscale.errors import UserError
+from petscale.tracking import ENV_DIR, ENV_TRACK, Tracking
+
+
+def _scalars(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = sorted(folder.rglob("events.out.tfevents.*"))
+    assert events, f"no event file under {folder}"
+    values = {}
+    for event in events:
+        acc = EventAccumulator(str(event))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            values[tag] = [(s.step, s.value) for s in acc.Scalars(tag)]
+    return values
+
+
+def test_a_tune_with_tensorboard_writes_its_dev_curve(tiny_bert, toy_task, tmp_path):
+    pytest.importorskip("tensorboard")
+    track_dir = tmp_path / "tb"
+    result = petscale.tune(
+        model=str(tiny_bert),
+        task=str(toy_task),
+        method="lora",
+        rank=2,
+        steps=4,
+        eval_every=2,
+        batch_size=8,
+        max_length=16,
+        out=tmp_path / "run",
+        track="tensorboard",
+        track_dir=track_dir,
+    )
+    scalars = _scalars(track_dir)
+    assert [step for step, _ in scalars["dev_score"]] == [2, 4]
+    curve = [score for _, score in scalars["dev_score"]]
+    assert curve == pytest.approx([score for _, score in result["curve"]])
+    assert [step for step, _ in scalars["train_loss"]] == [1, 2, 3, 4]
+    assert scalars["test_score"] == [(4, pytest.approx(result["test_score"]))]
+    # Tracking is not part of the trial: the saved config does not mention it.
+    trial = json.loads((tmp_path / "run" / "trial.json").read_text())
+    assert "track" not in json.dumps(trial)
+
+
+def test_without_tracking_nothing_is_written(tiny_bert, toy_task, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    petscale.tune(model=str(tiny_bert), task=str(toy_task), steps=1, max_length=16)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_study_workers_get_tracking_from_the_environment(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    tracking = Tracking.of(["tensorboard"], tmp_path)
+    for key, value in tracking.env().items():
+        monkeypatch.setenv(key, value)
+    assert Tracking.from_env() == tracking
+    monkeypatch.delenv(ENV_TRACK)
+    monkeypatch.delenv(ENV_DIR)
+    assert Tracking.from_env() is None
+
+
+def test_an_unknown_tracker_is_a_user_error():
+    with pytest.raises(UserError, match="unknown tracker 'tensorbored'"):
+        Tracking.of("tensorbored", None)
+
+
+def test_a_study_logs_each_trial_and_its_ids_do_not_change(
+    tiny_bert, toy_task, tmp_path, monkeypatch
+):
+    pytest.importorskip("tensorboard")
+    from typer.testing import CliRunner
+
+    from petscale.cli.study import app
+    from petscale.study.spec import expand, load_spec, trial_id
+    from petscale.study.store import Store
+
+    for key in (ENV_TRACK, ENV_DIR):  # the command sets them; restored after the test
+        monkeypatch.setenv(key, "")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        f"models: [{tiny_bert}]\ntasks: [{toy_task}]\nmethods: [{{lora: {{rank: 2}}}}]\n"
+        "steps: 2\neval_every: 1\nbatch_size: 8\nmax_length: 16\nseeds: [0, 1]\n"
+    )
+    folder, track_dir = tmp_path / "study", tmp_path / "tb"
+    args = ["run", str(spec), "--out", str(folder), "--track", "tensorboard"]
+    done = CliRunner().invoke(app, [*args, "--track-dir", str(track_dir)])
+    assert done.exit_code == 0, done.output
+    with Store.existing(folder) as store:
+        ids = {row["id"] for row in store.rows()}
+    assert ids == {trial_id(config) for config in expand(load_spec(spec))}
+    # One folder per trial (its hyperparameters go to a sub-folder of it).
+    runs = sorted(p.parent for p in track_dir.glob("*/events.out.tfevents.*"))
+    assert {run.name.rsplit("-", 1)[-1] for run in runs} == ids
+    for run in runs:
+        assert [step for step, _ in _scalars(run)["dev_score"]] == [1, 2]
