@@ -280,3 +280,13 @@ def test_an_empty_study_gives_empty_tables_and_untested_findings():
         assert table.empty
     assert A.gap_trend(A.gaps(df)).empty and A.pattern_speed(A.convergence(df)).empty
     assert {f.verdict for f in A.findings(df)} == {"not tested"}
+
+
+def test_pattern_speed_needs_both_patterns() -> None:
+    df = A.from_records(
+        [
+            {"model": "m", "task": "t", "method": "apet", "pattern": "adjacent", "seed": 0,
+             "trainable_params": 100, "dev_score": 0.8, "curve": [[10, 0.5], [20, 0.8]]},
+        ]
+    )  # fmt: skip
+    assert A.pattern_speed(A.convergence(df)).empty

@@ -65,7 +65,8 @@ def test_demo_runs_reports_and_resumes(
 
     first = run()
     assert first["counts"]["done"] == 4
-    assert (Path(first["report"]) / "report.html").is_file()
+    assert Path(first["report"]) == out / "report" / "report.html"
+    assert Path(first["report"]).is_file()
     assert (out / "spec.yaml").read_text() == spec.read_text()
     assert len(list((out / "trials").iterdir())) == 4  # every trial kept its delta
     with Store.existing(out) as store:

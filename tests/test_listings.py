@@ -33,6 +33,7 @@ def model_row(name: str) -> dict:
         "installed": False,
         "source": "config",
         "hub_id": f"org/{name}",
+        "note": "",
     }
 
 

@@ -19,7 +19,7 @@ FAKE = "study_fake:trial"
 SPEC = {
     "models": ["m"],
     "tasks": ["t", "boom"],  # the fake trial raises on "boom"
-    "methods": {"lora": {"rank": 8}, "apet": {"pattern": "adjacent"}},
+    "methods": {"lora": {"alpha": 32.0}, "apet": {"pattern": "adjacent"}},
     "budgets": [{"geom": [100, 1000, 2]}],
     "steps": 20,
     "eval_every": 10,
@@ -106,7 +106,7 @@ def test_status_and_export(study, tmp_path):
     with (out / "trials.csv").open() as f:
         table = list(csv.DictReader(f))
     assert len(table) == 8
-    assert {"id", "model", "method", "options.budget", "options.rank", "seed", "dev_score"} <= set(
+    assert {"id", "model", "method", "options.budget", "options.alpha", "seed", "dev_score"} <= set(
         table[0]
     )
     assert json.loads(table[0]["curve"]) == [[0, 0.0], [10, 0.05], [20, 0.1]]

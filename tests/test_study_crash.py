@@ -28,9 +28,9 @@ SPEC = {
 }
 
 
-def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+def start(tmp_path: Path, *args: str, spec_data: dict = SPEC) -> subprocess.Popen:
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(SPEC))
+    spec.write_text(yaml.safe_dump(spec_data))
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]),
@@ -109,3 +109,19 @@ def test_two_runners_on_one_store_never_run_a_trial_twice(tmp_path):
     assert sorted(runs(tmp_path)) == sorted(done_ids(tmp_path))
     pids = {line.split()[1] for line in (tmp_path / "runs.log").read_text().splitlines()}
     assert len(pids) == 2  # both runners took part
+
+
+def test_a_trial_left_running_by_a_killed_run_is_taken_back(tmp_path):
+    # One trial, so that nothing is pending on the rerun: only `running` (issue 10's repro).
+    one = {**SPEC, "budgets": [100], "steps": 5000, "eval_every": 2500}  # sleeps 5 s
+    runner = start(tmp_path, spec_data=one)
+    deadline = time.monotonic() + 60
+    while not query(tmp_path, "SELECT id FROM trials WHERE status = 'running'"):
+        assert runner.poll() is None and time.monotonic() < deadline, "the trial never started"
+        time.sleep(0.05)
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait()
+
+    rerun = start(tmp_path, spec_data=one)
+    assert rerun.wait(timeout=120) == 0, rerun.stdout.read().decode()
+    assert query(tmp_path, "SELECT status, attempts FROM trials") == [("done", 2)]

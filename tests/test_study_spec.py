@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from petscale.errors import UserError
-from petscale.study.spec import CONFIG_KEYS, expand, geom, parse_spec, trial_id
+from petscale.study.spec import (
+    CONFIG_KEYS,
+    check_counts,
+    expand,
+    geom,
+    load_spec,
+    parse_spec,
+    trial_id,
+)
 
 BASE = {"models": ["m"], "tasks": ["t"], "methods": {"lora": {}}}
 
@@ -28,7 +38,12 @@ def test_geom_grid_is_integer_geometric_inclusive_and_deduplicated():
 
 def test_expand_normalises_budgets_and_lr():
     s = spec(
-        methods={"full": {}, "lora": {"rank": 8}, "apet": {"pattern": "adjacent"}, "adapter": None},
+        methods={
+            "full": {},
+            "lora": {"alpha": 8},
+            "apet": {"pattern": "adjacent"},
+            "adapter": None,
+        },
         budgets=["default", {"match": "lora"}, 500],
         seeds=[0, 1],
         lr={"lora": "5e-4"},  # PyYAML reads 5e-4 as a string
@@ -40,7 +55,7 @@ def test_expand_normalises_budgets_and_lr():
         by_method.setdefault(c["method"], []).append(c["options"])
     assert by_method["full"] == [{}, {}]  # budgets do not apply to full: one per seed
     # lora matched to lora is its default, so it collapses into the default trial
-    assert by_method["lora"] == [{"rank": 8}] * 2 + [{"rank": 8, "budget": 500}] * 2
+    assert by_method["lora"] == [{"alpha": 8}] * 2 + [{"alpha": 8, "budget": 500}] * 2
     assert {"pattern": "adjacent", "match": "lora"} in by_method["apet"]  # apet resolves it
     assert {"budget": 73_728} in by_method["adapter"]  # others get the count
     assert {c["lr"] for c in configs if c["method"] == "lora"} == {5e-4}
@@ -85,6 +100,13 @@ def test_methods_as_a_list_allow_one_method_twice():
         ({"methods": {"full": {"budgets": [5]}}}, "full has a fixed size, no budget"),
         ({"methods": {"probe": {"budgets": [5]}}}, "probe has a fixed size, no budget"),
         ({"methods": {"lora": [1]}}, "methods.lora: options must be a map"),
+        # method options: the methods' own checks, before any trial
+        ({"methods": {"lora": {"rank": -1}}}, "methods.lora: --rank must be positive, got -1"),
+        ({"methods": {"lora": {"rnak": 4}}}, "methods.lora: --rnak does not apply to method"),
+        ({"methods": {"lora": {"rank": "big"}}}, "methods.lora: --rank takes int, got 'big'"),
+        ({"methods": {"lora": {"alpha": float("nan")}}}, "--alpha must be a finite number"),
+        ({"methods": {"adapter": {"bottleneck": 8}}, "budgets": [5000]}, "adapter.bottleneck: a"),
+        ({"methods": {"lora": {"rank": 4, "budgets": [9, "default"]}}}, "methods.lora.rank"),
     ],
 )
 def test_bad_specs_name_the_key_and_the_fix(changes, message):
@@ -97,3 +119,32 @@ def test_bad_specs_name_the_key_and_the_fix(changes, message):
 def test_missing_required_key():
     with pytest.raises(UserError, match="missing key 'tasks'"):
         parse_spec({"models": ["m"], "methods": ["lora"]})
+
+
+def test_a_size_option_is_fine_with_default_budgets():
+    s = spec(methods={"lora": {"rank": 4, "budgets": ["default", {"match": "lora"}]}})
+    assert [c["options"] for c in expand(s)] == [{"rank": 4}]
+
+
+def test_duplicate_yaml_keys_are_an_error(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("models: [m]\ntasks: [t]\nmethods:\n  lora: {rank: 2, rank: 4}\n")
+    with pytest.raises(UserError, match=r"s.yaml: line 4: the key 'rank' appears twice"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("methods", "budgets", "message"),
+    [
+        ({"lora": {}}, [10**15], "bert-tiny / lora budget=1000000000000000: --budget"),
+        ({"bitfit": {}}, [10**6], "more than bitfit can hold on this model"),
+        ({"apet": {}}, [4_000_000], "exceeds the 393,216 entries the apet targets hold"),
+        ({"lora": {"rank": 10**6}}, ["default"], "more than the model's 4,386,178"),
+    ],
+)
+def test_budgets_are_counted_on_each_model_before_any_trial(methods, budgets, message):
+    configs = expand(spec(models=["bert-tiny"], methods=methods, budgets=budgets))
+    with pytest.raises(UserError, match=re.escape(message)):
+        check_counts(configs)
+    defaults = spec(models=["bert-tiny"], methods={name: {} for name in methods})
+    check_counts(expand(defaults))  # each method's default fits

@@ -71,8 +71,9 @@ def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     run = read_run(folder)
     trial = normalize(run.trial)
     spec = get_task(trial["task"], **trial["task_options"]).spec
-    torch.manual_seed(trial["seed"])  # a model without a checkpoint is drawn as the run drew it
-    built = build_model({**trial, "method": run.method}, spec, run.options)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(trial["seed"])  # a model without a checkpoint is drawn as the run drew it
+        built = build_model({**trial, "method": run.method}, spec, run.options)
     model = built.loaded.model
     head = head_parameters(model, built.structure)
     check_model(run, built.total_params)

@@ -38,6 +38,7 @@ from torch import nn
 
 from petscale.errors import UserError
 from petscale.methods.base import Delta, read_json_object, read_saved
+from petscale.zoo.registry import is_local_folder
 
 HEAD_PREFIX = "head/"
 BASE_PREFIX = "base/"
@@ -141,10 +142,13 @@ def _keep_elsewhere(
 
 def portable(trial: dict[str, Any]) -> dict[str, Any]:
     """The trial with the model, task and data folder it names by path made absolute."""
+    from petscale.tasks import TASKS  # a name stays a name, even where a file is so named
+
     out = {**trial, "task_options": dict(trial.get("task_options") or {})}
     for holder, key in ((out, "model"), (out, "task"), (out["task_options"], "data_dir")):
         value = holder.get(key)
-        if value is not None and Path(value).exists():
+        named = value in TASKS if key == "task" else key == "model" and not is_local_folder(value)
+        if value is not None and not named and Path(value).exists():
             holder[key] = str(Path(value).resolve())
     return out
 
@@ -238,7 +242,7 @@ def _check_trial(folder: Path, trial: dict[str, Any]) -> None:
         if value is not None and not isinstance(value, str):
             raise UserError(f"{folder}/trial.json: task option {key!r} must be a string")
     model = trial["model"]
-    looks_like_path = os.sep in model or model.startswith(".")
+    looks_like_path = Path(model).is_absolute() or model.startswith(".")  # not a hub id
     if looks_like_path and not (Path(model) / "config.json").is_file():
         raise UserError(
             f"{folder}/trial.json names the model folder {model}, which is not here (or holds "
@@ -248,7 +252,7 @@ def _check_trial(folder: Path, trial: dict[str, Any]) -> None:
 
 def _check_options(folder: Path, method: str, options: dict[str, Any]) -> None:
     """Each saved option is one the method takes, of the type it takes."""
-    from petscale.methods import get_method, option_names
+    from petscale.methods import get_method, make_config, option_names
 
     config_class = get_method(method).config_class
     types = typing.get_type_hints(config_class)
@@ -262,6 +266,10 @@ def _check_options(folder: Path, method: str, options: dict[str, Any]) -> None:
             raise UserError(
                 f"{folder}/delta.json: option {field.name!r} of {method} cannot be {value!r}"
             )
+    try:
+        make_config(method, options)  # the method's own checks (a positive rank ...)
+    except UserError as err:
+        raise UserError(f"{folder}/delta.json: {err}") from err
 
 
 def _is_a(value: Any, kind: type) -> bool:

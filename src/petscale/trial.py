@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 PRECISIONS = ("no", "bf16", "fp16")
+MAX_LR = 10.0  # AdamW's useful rates are below 1; prompt tuning's largest about 0.3
 
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +79,8 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         finite(f"--{key.replace('_', '-')}", value)
     if out["lr"] is not None and not out["lr"] > 0:
         raise UserError(f"--lr must be positive, got {out['lr']}")
+    if out["lr"] is not None and out["lr"] > MAX_LR:  # AdamW's first step overflows near 1e37
+        raise UserError(f"--lr {out['lr']} is far above any useful rate; use at most {MAX_LR}")
     check_options(out["method"], out["options"])  # before any data or weights are loaded
     limit = _positions(out["model"])
     if limit is not None and out["max_length"] > limit:

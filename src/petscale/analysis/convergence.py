@@ -44,7 +44,12 @@ def convergence(df: pd.DataFrame, fraction: float = 0.9) -> pd.DataFrame:
 def pattern_speed(conv_df: pd.DataFrame) -> pd.DataFrame:
     """APET adjacent vs discrete at equal (model, task, budget), means over seeds: steps to
     the fraction and auc of each, and which is ``faster`` (adjacent, discrete or tie)."""
-    apet = conv_df[conv_df["structure"].isin(["apet-adjacent", "apet-discrete"])]
+    columns = ["model", "task", "budget", "adjacent_steps", "discrete_steps"]
+    columns += ["adjacent_auc", "discrete_auc", "faster"]
+    patterns = ["apet-adjacent", "apet-discrete"]
+    apet = conv_df[conv_df["structure"].isin(patterns)]
+    if set(apet["structure"]) != set(patterns):  # nothing to compare without both patterns
+        return pd.DataFrame(columns=columns)
     means = (
         apet.groupby(["model", "task", "budget", "structure"])[["steps_to_fraction", "auc"]]
         .mean()
@@ -76,5 +81,4 @@ def pattern_speed(conv_df: pd.DataFrame) -> pd.DataFrame:
                 "faster": faster,
             }
         )
-    columns = ["model", "task", "budget", "adjacent_steps", "discrete_steps"]
-    return pd.DataFrame(rows, columns=[*columns, "adjacent_auc", "discrete_auc", "faster"])
+    return pd.DataFrame(rows, columns=columns)

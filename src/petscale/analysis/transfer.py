@@ -13,16 +13,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
-from torch import nn
-from transformers import PreTrainedTokenizerBase
 
 from petscale.analysis.table import load_results
-from petscale.api import load
 from petscale.run_folder import SavedRun, read_run
 from petscale.study.store import trial_folder
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 _MATRIX_KEYS = ("model", "structure")
 
@@ -77,6 +79,8 @@ def evaluate_transfer(
     One row per (trial, target): trial_id, model, structure, budget, seed, source, target,
     score, random_guess (the target's), metric.
     """
+    from petscale.api import load  # imported here: the rest of the analyses need no model
+
     results = load_results(folder)
     if structures is not None:
         results = results[results["structure"].isin(list(structures))]

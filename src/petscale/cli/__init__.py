@@ -52,8 +52,12 @@ def main() -> None:
 
 
 def _quiet_libraries() -> None:
-    """transformers' load-time chatter (fresh heads, pad hints) says nothing petscale doesn't."""
+    """transformers' load-time chatter (fresh heads, pad hints) says nothing petscale doesn't;
+    petscale's own warnings print as one plain line, not Python's `file:line: Category`."""
     import os
+    import warnings
+
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,4 +242,7 @@ def _user_errors() -> Iterator[None]:
         yield
     except UserError as e:
         typer.echo(f"error: {' '.join(str(e).split())}", err=True)
+        raise typer.Exit(2) from None
+    except sqlite3.DatabaseError as e:  # a store damaged past what opening it checks
+        typer.echo(f"error: the study store is damaged ({e}); restore it from a copy", err=True)
         raise typer.Exit(2) from None

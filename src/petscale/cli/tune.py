@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 
 from petscale.cli import options as o
+from petscale.errors import UserError
 
 console = Console(stderr=True)
 
@@ -62,6 +64,12 @@ def tune(
     text_field: o.TextField = None,
     text_pair_field: o.TextPairField = None,
     label_field: o.LabelField = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Text encoding of your files (default utf-8).", rich_help_panel="Task data"
+        ),
+    ] = None,
     json_output: o.Json = False,
     method_options: dict[str, Any] | None = None,
 ) -> None:
@@ -73,7 +81,8 @@ def tune(
         task=task,
         method=method,
         out=out,
-        progress=not json_output,
+        # A bar only on a terminal: piped, it would leave a blank line before an error.
+        progress=not json_output and sys.stderr.isatty(),
         track=track,
         track_dir=track_dir,
         steps=steps,
@@ -92,6 +101,7 @@ def tune(
         text_field=text_field,
         text_pair_field=text_pair_field,
         label_field=label_field,
+        encoding=encoding,
         **(method_options or {}),
     )
     if json_output:
@@ -111,6 +121,8 @@ def count(
     """Exact trainable parameters of a method on a model, on the meta device (no weights)."""
     from petscale.api import count as run
 
+    if num_labels < 1:
+        raise UserError(f"--num-labels must be at least 1, got {num_labels}")
     options = method_options or {}
     result = run(model=model, method=method, num_labels=num_labels, **options)
     if json_output:

@@ -23,7 +23,7 @@ from petscale import analysis
 from petscale.errors import UserError
 from petscale.report import environment
 from petscale.report.html import render
-from petscale.run_folder import _swap_in
+from petscale.run_folder import _swap_in, recover
 from petscale.study.store import SPEC_NAME, Store, trial_folder
 
 REPORT_NAME = "report.html"
@@ -162,6 +162,7 @@ def gather(
 def write(report: Report, out: str | Path) -> Path:
     """Write the report folder at ``out`` whole (a staging folder renamed into place)."""
     out = Path(out)
+    recover(out)  # an earlier write stopped mid-swap: its report goes back first
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_NAME).is_file())
     ):
@@ -206,7 +207,7 @@ def _spectra(folder: Path, df: pd.DataFrame) -> Any:
         return None
     weight = shared[0]
     figure = analysis.spectra_figure({label: d[weight] for label, d in deltas.items()})
-    figure.axes[0].set_title(f"spectra of the deltas of {weight}")
+    figure.axes[0].set_title(f"spectra of the deltas of\n{weight}", fontsize=9)
     return figure
 
 

@@ -37,7 +37,7 @@ figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
-.note { color: #555; font-size: 0.9em; }
+.note { color: #555; font-size: 0.9em; } .wide { overflow-x: auto; }
 """
 
 
@@ -157,7 +157,8 @@ def _table(df: pd.DataFrame, columns: tuple[str, ...] | None = None) -> str:
     if df.empty:
         return '<p class="note">No data for this table in this study.</p>'
     header, body = rows(df, columns)
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in header]
+    types = pd.api.types
+    numeric = [types.is_numeric_dtype(df[c]) and not types.is_bool_dtype(df[c]) for c in header]
     head = "".join(f"<th>{escape(c)}</th>" for c in header)
     lines = "".join(
         "<tr>"
@@ -168,7 +169,8 @@ def _table(df: pd.DataFrame, columns: tuple[str, ...] | None = None) -> str:
         + "</tr>"
         for line in body
     )
-    return f"<table><tr>{head}</tr>{lines}</table>"
+    # A wide table scrolls in its own box: names are never cut, the page keeps its width.
+    return f'<div class="wide"><table><tr>{head}</tr>{lines}</table></div>'
 
 
 def _mapping(title: str, values: dict[str, str]) -> str:

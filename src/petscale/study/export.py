@@ -58,14 +58,23 @@ def export(folder: str | Path, fmt: str, out: str | Path | None = None) -> Path:
         raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     rows = table(folder)
     path = Path(out) if out else Path(folder) / f"trials.{fmt}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id"])
-            writer.writeheader()
-            writer.writerows(rows)
-    else:
-        _write_parquet(rows, path)
+    if path.is_dir():
+        raise UserError(
+            f"--out {path} is a folder; give a file path, e.g. {path / f'trials.{fmt}'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            with path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id"])
+                writer.writeheader()
+                writer.writerows(rows)
+        else:
+            _write_parquet(rows, path)
+    except OSError as e:
+        raise UserError(
+            f"cannot write {path}: {e.strerror or e}; give --out a writable path"
+        ) from None
     return path
 
 

@@ -102,13 +102,7 @@ class Store:
         self.folder = Path(folder)
         self.path = self.folder / STORE_NAME
         self.lease_s = lease_s
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(
-                f"cannot use {self.folder} as a study folder: {e.strerror}; "
-                "give --out a folder (new or a study's)"
-            ) from None
+        make_folder(self.folder)
         try:
             # Autocommit mode: every transaction below is opened explicitly.
             self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -310,10 +304,21 @@ class Store:
         self.db.execute("COMMIT")
 
 
+def make_folder(folder: Path) -> Path:
+    """The study folder, made if new; a file or an unwritable place is a UserError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(
+            f"cannot use {folder} as a study folder: {e.strerror}; "
+            "give --out a folder (new or a study's)"
+        ) from None
+    return folder
+
+
 def keep_spec(spec: str | Path, folder: str | Path) -> None:
     """Keep a copy of the spec last run into ``folder`` as ``spec.yaml`` (reports show it)."""
-    target = Path(folder) / SPEC_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = make_folder(Path(folder)) / SPEC_NAME
     staging = target.with_name(f".{SPEC_NAME}.{os.getpid()}")
     staging.write_bytes(Path(spec).read_bytes())
     os.replace(staging, target)

@@ -379,9 +379,10 @@ def _as_bpe(path: Path) -> None:
 
     unigram = json.loads(path.read_text())["model"]
     pieces = unigram["vocab"]  # [piece, score] in id order
-    vocab: dict[str, int] = {}
-    for index, (piece, _) in enumerate(pieces):
-        vocab.setdefault(piece, index)  # a piece listed twice keeps its first id
+    tabs = [index for index, (piece, _) in enumerate(pieces) if piece == "\t"]
+    if len(tabs) == 2:  # transformers renamed the byte token <0x09> "\t", like the real tab
+        pieces[tabs[0]][0] = "<0x09>"
+    vocab = {piece: index for index, (piece, _) in enumerate(pieces)}
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.model = models.BPE(
         vocab=vocab,
