@@ -51,7 +51,7 @@ def test_models_lists_it_as_lossy_and_under_the_gemma_terms_without_building():
 def test_unigram_from_gguf_is_rebuilt_as_bpe(tmp_path):
     """transformers reads Gemma's GGUF vocabulary as Unigram: "cat" comes out in pieces."""
     pieces = [["<unk>", 0.0], ["▁", -1.0], ["c", -2.0], ["a", -3.0], ["t", -4.0], ["\t", -5.0]]
-    pieces += [["▁c", -6.0], ["at", -7.0], ["▁cat", -8.0], ["\t", -9.0]]  # tab twice: GGUF's
+    pieces += [["▁c", -6.0], ["at", -7.0], ["▁cat", -30.0], ["\t", -31.0]]  # tab twice: GGUF's
     unigram = Tokenizer(models.Unigram([(p, s) for p, s in pieces], unk_id=0, byte_fallback=True))
     unigram.normalizer = normalizers.Replace(" ", "▁")
     path = tmp_path / "tokenizer.json"

@@ -213,3 +213,16 @@ def test_default_budgets_follow_the_convention(name: str, expected: dict[str, in
         assert petscale.count(model=name, method=method)["trainable_params"] == count, method
     apet = petscale.count(model=name, method="apet")["trainable_params"]
     assert apet == expected["lora"]  # K = LoRA's default count
+
+
+def test_prompt_starts_from_scaled_word_embeddings_on_gemma() -> None:
+    """Gemma multiplies its embeddings by sqrt(hidden): soft tokens start at that scale too."""
+    net = tiny.model("gemma3_text", "lm")
+    torch.manual_seed(1)
+    delta = shared.attach(net, "prompt")
+    torch.manual_seed(1)
+    ids = torch.randint(0, VOCAB, (P,))
+    words = net.get_input_embeddings()
+    with torch.no_grad():
+        torch.testing.assert_close(delta.prompt, words(ids))
+        assert not torch.allclose(delta.prompt, words.weight[ids])  # the scale is applied

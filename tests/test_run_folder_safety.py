@@ -180,7 +180,7 @@ def test_paths_are_stored_absolute_and_load_from_another_folder(
 
 
 def interrupted_swap(saved: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """The state a kill between ``_swap_in``'s two renames leaves: no run folder, the earlier
+    """The state a kill between ``swap_in``'s two renames leaves: no run folder, the earlier
     run in a hidden sibling, and the new run's complete staging folder."""
     out = tmp_path / "run"
     aside = tmp_path / ".run.earlier.x1y2" / "run"
@@ -243,7 +243,7 @@ def test_a_failed_swap_keeps_the_finished_run(
     def refuse(staging: Path, out: Path) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(run_folder, "_swap_in", refuse)
+    monkeypatch.setattr(run_folder, "swap_in", refuse)
     with pytest.raises(UserError, match="it was kept in") as error:
         petscale.tune(model=str(tiny_bert), task=str(toy_task), out=tmp_path / "run", **TINY)
     kept = Path(str(error.value).rsplit("kept in ", 1)[1])

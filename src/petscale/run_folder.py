@@ -22,13 +22,11 @@ and dtype against what the rebuilt model needs, and the model's size against the
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import shutil
 import tempfile
 import typing
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +35,12 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
+from petscale.folders import recover, swap_in
 from petscale.methods.base import Delta, read_json_object, read_saved
 from petscale.zoo.registry import is_local_folder
 
 HEAD_PREFIX = "head/"
 BASE_PREFIX = "base/"
-
-_EARLIER = "earlier"
 
 
 @dataclass
@@ -106,7 +103,7 @@ def save_run(
             f"could not write the run to {out} ({err.strerror or err}); it was kept in {kept}"
         ) from err
     try:
-        _swap_in(staging, out)
+        swap_in(staging, out)
     except OSError as err:
         raise UserError(
             f"could not move the finished run into {out} ({err.strerror or err}); "
@@ -151,41 +148,6 @@ def portable(trial: dict[str, Any]) -> dict[str, Any]:
         if value is not None and not named and Path(value).exists():
             holder[key] = str(Path(value).resolve())
     return out
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Rename ``staging`` to ``out``; an earlier run there is moved aside first, then removed."""
-    if not out.exists():
-        os.rename(staging, out)
-        return
-    earlier = Path(tempfile.mkdtemp(prefix=f".{out.name}.{_EARLIER}.", dir=out.parent))
-    os.rename(out, earlier / "run")
-    os.rename(staging, out)
-    shutil.rmtree(earlier, ignore_errors=True)
-
-
-def recover(out: Path) -> None:
-    """Put back the earlier run a crash inside ``_swap_in`` left aside, and drop leftovers."""
-    if not out.parent.is_dir():
-        return
-    pattern = f".{glob.escape(out.name)}.{_EARLIER}.*"
-    leftovers = sorted(out.parent.glob(pattern), key=lambda p: p.stat().st_mtime)
-    if not leftovers:
-        return
-    if not out.exists() and (leftovers[-1] / "run").is_dir():
-        aside = leftovers[-1] / "run"
-        try:
-            os.rename(aside, out)
-        except OSError as err:
-            raise UserError(
-                f"{out} was being replaced when a run stopped; the earlier run is in {aside} "
-                f"and could not be moved back ({err.strerror or err}): move it to {out}"
-            ) from err
-        warnings.warn(
-            f"put back the earlier run {out}, left aside by an interrupted write", stacklevel=2
-        )
-    for leftover in leftovers:
-        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def read_run(folder: str | Path) -> SavedRun:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from petscale.errors import UserError
+from petscale.formatting import duration
 from petscale.study.export import export as export_table
 from petscale.study.runners import Events, run_study
 from petscale.study.spec import check_counts, check_names, expand, load_spec
@@ -148,12 +149,12 @@ def status(
         f"done {summary['done']}  running {summary['running']}  failed {summary['failed']}  "
         f"pending {summary['pending']}  (total {summary['total']})"
     )
-    typer.echo(f"time spent: {_duration(summary['seconds_spent'])} of trial time")
+    typer.echo(f"time spent: {duration(summary['seconds_spent'])} of trial time")
     if summary["mean_trial_seconds"] is not None:
         pace = f"{summary['running']} at once" if summary["running"] else "one at a time"
         typer.echo(
-            f"mean trial: {_duration(summary['mean_trial_seconds'])}; estimated time left: "
-            f"{_duration(summary['estimated_seconds_left'])} ({pace})"
+            f"mean trial: {duration(summary['mean_trial_seconds'])}; estimated time left: "
+            f"{duration(summary['estimated_seconds_left'])} ({pace})"
         )
 
 
@@ -225,14 +226,6 @@ def _label(config: dict[str, Any]) -> str:
 
 def _default_folder(spec: Path) -> Path:
     return spec.with_suffix("") if spec.suffix else spec.parent / f"{spec.name}.study"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
 @contextmanager

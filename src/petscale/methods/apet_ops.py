@@ -104,7 +104,8 @@ def initial_prompt(model: nn.Module, length: int, gen: torch.Generator | None) -
     if gen is None:
         return torch.empty(length, table.shape[1], device=table.device, dtype=table.dtype)
     ids = torch.randint(table.shape[0], (length,), generator=gen)
-    return table.detach()[ids.to(table.device)].clone()
+    with torch.no_grad():  # through the module: Gemma scales its embeddings by sqrt(hidden)
+        return model.get_input_embeddings()(ids.to(table.device)).clone()
 
 
 def insert_prompt(model: nn.Module, soft: SoftPrompt, kind: str):  # noqa: ANN201 - hook handles

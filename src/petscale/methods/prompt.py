@@ -143,7 +143,7 @@ def attach(model: nn.Module, structure: Structure, config: PromptConfig) -> Prom
     embeddings = model.get_submodule(words[0])
     stack, decoder = _stacks(model, structure, words[0])
     prompt = nn.Parameter(new_tensor(embeddings.weight, config.length, embeddings.weight.shape[1]))
-    _initialise(prompt, embeddings.weight, config.init)
+    _initialise(prompt, embeddings, config.init)
     stack.register_parameter(PARAM, prompt)
     delta.prompt = prompt
     hooks = _Prepend(prompt, embeddings, position_limit(model.config), structure.kind == "decoder")
@@ -182,7 +182,7 @@ def _stacks(model: nn.Module, structure: Structure, words: str) -> tuple[nn.Modu
     return (model.get_submodule(owner) if owner else model), None
 
 
-def _initialise(prompt: nn.Parameter, vocabulary: torch.Tensor, init: str) -> None:
+def _initialise(prompt: nn.Parameter, embeddings: nn.Module, init: str) -> None:
     if prompt.device.type == "meta":
         return
     with torch.no_grad():
@@ -191,8 +191,10 @@ def _initialise(prompt: nn.Parameter, vocabulary: torch.Tensor, init: str) -> No
         elif init == "normal":
             prompt.normal_()
         else:
+            vocabulary = embeddings.weight
             ids = torch.randint(0, vocabulary.shape[0], (prompt.shape[0],))
-            prompt.copy_(vocabulary[ids.to(vocabulary.device)])
+            # through the module: Gemma scales its embeddings by sqrt(hidden) on the way out
+            prompt.copy_(embeddings(ids.to(vocabulary.device)))
 
 
 def position_limit(config: PretrainedConfig) -> int | None:

@@ -21,9 +21,9 @@ import pandas as pd
 
 from petscale import analysis
 from petscale.errors import UserError
+from petscale.folders import recover, swap_in
 from petscale.report import environment
 from petscale.report.html import render
-from petscale.run_folder import _swap_in, recover
 from petscale.study.store import SPEC_NAME, Store, trial_folder
 
 REPORT_NAME = "report.html"
@@ -184,7 +184,7 @@ def write(report: Report, out: str | Path) -> Path:
             report.subspace.to_csv(staging / "subspace.csv", index=False)
         (staging / "report.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
         (staging / REPORT_NAME).write_text(render(report), encoding="utf-8")
-        _swap_in(staging, out)
+        swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out / REPORT_NAME

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from petscale.cli.study import _duration
+from petscale.formatting import duration
 from petscale.report.tables import GAP_COLUMNS, THRESHOLD_COLUMNS, rows
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def _facts(ctx: dict[str, Any]) -> str:
     facts = {
         "Trials": f"{trials['done']} done, {trials['failed']} failed, {trials['pending']} pending "
         f"(of {trials['total']})",
-        "Time spent": f"{_duration(ctx['seconds_spent'])} of trial time (sum over done trials)",
+        "Time spent": f"{duration(ctx['seconds_spent'])} of trial time (sum over done trials)",
         "Head mode": ", ".join(ctx["heads"]),
         "Models": ", ".join(ctx["models"]),
         "Tasks": ", ".join(ctx["tasks"]),

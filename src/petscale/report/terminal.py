@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from petscale.cli.study import _duration
+from petscale.formatting import duration
 from petscale.report.build import Report
 from petscale.report.tables import rows
 
@@ -22,7 +22,7 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     ctx = report.context
     console.print(
         f"[bold]petscale report[/]: {ctx['trials']['done']} trials, "
-        f"{_duration(ctx['seconds_spent'])} of trial time, head mode {', '.join(ctx['heads'])}"
+        f"{duration(ctx['seconds_spent'])} of trial time, head mode {', '.join(ctx['heads'])}"
     )
     findings = Table("finding", "on this run", "seeds", "evidence", title="Findings")
     for f in report.findings:
