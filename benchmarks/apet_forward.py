@@ -2,11 +2,12 @@
 
 Formulations (same layer and input; scattered positions unless said; the values' gradient is
 checked to agree between weight, entry and sampled):
-  weight   petscale's for scattered positions above ENTRY_SHARE: W_eff = W + scatter(v), one
-           matmul; autograd forms the dense (out x in) weight gradient in backward and gathers
-           the K entries
-  entry    petscale's for scattered positions up to ENTRY_SHARE: the same forward; backward
-           computes the K entries alone as dot products of gathered rows of grad_out.T and x.T
+  weight   petscale's for scattered positions above the CPU rule's entry share (everywhere on
+           CUDA): W_eff = W + scatter(v), one matmul; the dense (out x in) weight gradient
+           formed in backward, the K entries gathered from it
+  entry    petscale's for scattered positions up to the CPU rule's entry share: the same
+           forward; backward computes the K entries alone as dot products of gathered rows of
+           grad_out.T and x.T
   sampled  the same forward; the values' gradient is the weight gradient sampled at the K
            positions only (torch.sparse.sampled_addmm), never the dense one
   slab     petscale's for adjacent positions (one run of K entries): out[..., rows] += x @ D.T

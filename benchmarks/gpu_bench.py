@@ -41,7 +41,17 @@ from petscale.zoo.structure import structure_of
 
 CONFIGS = Path(__file__).parents[1] / "src" / "petscale" / "zoo" / "configs"
 MODELS = "bert-base-uncased,bert-large-uncased,bloom-560m"
-METHODS = ("lora", "peft-lora", "apet-discrete", "apet-adjacent", "bitfit", "adapter", "prompt")
+#: (variant, options): APET at LoRA's K by default; ``apet-discrete-qv`` on LoRA's two targets.
+METHODS = (
+    ("lora", {}),
+    ("peft-lora", {}),
+    ("apet-discrete", {}),
+    ("apet-adjacent", {}),
+    ("apet-discrete-qv", {"targets": "q,v"}),
+    ("bitfit", {}),
+    ("adapter", {}),
+    ("prompt", {}),
+)
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
 TINY_BLOOM = dict(hidden_size=64, n_layer=2, n_head=2, vocab_size=1000)
 
@@ -107,13 +117,20 @@ def peft_lora(model: nn.Module) -> tuple[nn.Module, list[nn.Parameter], list[nn.
 def make_variant(
     name: str, config: AutoConfig, device: torch.device, options: dict | None = None
 ) -> Variant:
-    """``name``: floor, full, peft-lora, or a petscale method (``apet-<pattern>``)."""
+    """``name``: floor, head-only, full, peft-lora, or a petscale method (``apet-<pattern>``).
+
+    The floor is the frozen model with gradients flowing through its body, as under every
+    method that trains something in its first layer; ``head-only`` trains the head alone (no
+    backward through the body)."""
     before = memory_mb(device)
     model = build(config, device)
     detail = ""
-    if name == "floor":
+    if name in ("floor", "head-only"):
         params = head_only(model)
         trainable = 0
+        if name == "floor":
+            embeddings = model.get_input_embeddings()
+            embeddings.register_forward_hook(lambda _m, _i, out: out.requires_grad_())
     elif name == "full":
         params = list(model.parameters())
         trainable = sum(p.numel() for p in params)
@@ -121,7 +138,7 @@ def make_variant(
         model, lora, head = peft_lora(model)
         params, trainable = lora + head, sum(p.numel() for p in lora)
     else:
-        method, _, pattern = name.partition("-")
+        method, _, pattern = name.removesuffix("-qv").partition("-")
         opts = dict(options or {})
         forced = opts.pop("formulation", None)
         if method == "apet":
@@ -222,10 +239,10 @@ def free(variants: list[Variant], device: torch.device) -> None:
 def bench_methods(name: str, args: argparse.Namespace, device: torch.device) -> dict:
     config = model_config(name, args.tiny)
     batch = make_batch(config, args.batch, args.length, device)
-    names = ["floor", *METHODS, "full"]
+    names = [("floor", {}), ("head-only", {}), *METHODS, ("full", {})]
     if config.model_type == "bloom":
-        names.remove("prompt")  # prompt tuning of decoders runs through the LM, not this head
-    makers = [lambda n=n: make_variant(n, config, device) for n in names]
+        names.remove(("prompt", {}))  # prompt tuning of decoders runs through the LM, not this head
+    makers = [lambda n=n, o=o: make_variant(n, config, device, o) for n, o in names]
     variants = run_variants(makers, batch, device, args.rounds, args.warmup)
     out = {v.name: summary(v) for v in variants}
     floor, lora = out["floor"]["ms"], out["lora"]["ms"]

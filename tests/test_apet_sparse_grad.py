@@ -12,7 +12,7 @@ from transformers.pytorch_utils import Conv1D
 
 from petscale.errors import UserError
 from petscale.methods import sparse
-from petscale.methods.sparse import ENTRY_SHARE, FORMULATION_ENV, SparseLinear, add_into
+from petscale.methods.sparse import FORMULATION_ENV, SparseLinear, add_into
 
 
 def frozen_layer(transposed: bool, bias: bool) -> nn.Module:
@@ -26,8 +26,10 @@ def frozen_layer(transposed: bool, bias: bool) -> nn.Module:
     return base.requires_grad_(False)
 
 
-def sparse_layer(base: nn.Module, mode: str, share: float = ENTRY_SHARE) -> SparseLinear:
+def sparse_layer(base: nn.Module, mode: str) -> SparseLinear:
+    """Scattered positions at the CPU rule's largest ``entry`` share."""
     numel = base.weight.numel()
+    share = sparse.RULES["cpu"].entry
     gen = torch.Generator().manual_seed(1)
     indices = torch.randperm(numel, generator=gen)[: int(numel * share)].sort().values.int()
     layer = SparseLinear(base, indices, mode)

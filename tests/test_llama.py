@@ -226,3 +226,20 @@ def test_prompt_starts_from_scaled_word_embeddings_on_gemma() -> None:
     with torch.no_grad():
         torch.testing.assert_close(delta.prompt, words(ids))
         assert not torch.allclose(delta.prompt, words.weight[ids])  # the scale is applied
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen2", "gemma", "gemma2"])
+def test_other_llama_style_families_count_like_llama(family: str) -> None:
+    """The same projections and norms under the same names: LoRA and adapters count alike."""
+    settings = {**tiny.CONFIGS["llama"], "head_dim": HIDDEN // 4}
+    config = AutoConfig.for_model(family, vocab_size=VOCAB, **settings)
+    torch.manual_seed(0)
+    net = AutoModelForCausalLM.from_config(config).eval()
+    s = structure_of(net)
+    assert s.kind == "decoder" and len(s.modules("ffn_in")) == 2 * LAYERS
+    for method in ("lora", "adapter", "apet"):
+        delta = shared.attach(net, method)
+        assert delta.trainable_params == expected_counts("llama", "lm")[method], (family, method)
+        delta.detach()
+    norms = 4 if family == "gemma2" else 2  # Gemma 2: pre/post norms around both sublayers
+    assert len(s.modules("layer_norm")) == norms * LAYERS + 1

@@ -92,6 +92,7 @@ def test_methods_as_a_list_allow_one_method_twice():
         ({"steps": "many"}, "steps: expected a number, got 'many'"),
         ({"steps": 2.5}, "steps: expected a whole number"),
         ({"seeds": [True]}, "seeds[0]: expected a number"),
+        ({"seeds": [10**20]}, "seeds[0]: 100000000000000000000 is too large"),
         ({"lr": 0}, "lr: the learning rate must be > 0"),
         ({"lr": {"lora": -1}}, "lr.lora: the learning rate must be > 0"),
         ({"head": "big"}, "head: expected one of trainable, frozen, label-words"),

@@ -39,10 +39,11 @@ def test_folder_with_pairs_and_custom_fields(tmp_path: Path) -> None:
 
 def test_tsv_with_quoted_newline(tmp_path: Path) -> None:
     path = tmp_path / "train.tsv"
-    path.write_text('text\tlabel\n"two\nlines"\ta\nok\ta\n', encoding="utf-8")
+    rows = '"two\nlines"\ta\nok\tb\nyes\ta\nno\tb\n'  # two classes, each twice
+    path.write_text("text\tlabel\n" + rows, encoding="utf-8")
     task = get_task(str(path))
     examples = task.splits()["train"] + task.splits()["dev"]
-    assert sorted(e["text"] for e in examples) == ["ok", "two\nlines"]
+    assert sorted(e["text"] for e in examples) == ["no", "ok", "two\nlines", "yes"]
 
 
 def test_missing_file(tmp_path: Path) -> None:

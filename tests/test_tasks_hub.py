@@ -80,9 +80,9 @@ def test_glue_hidden_test_labels_are_dropped(tmp_path: Path) -> None:
     folder = tmp_path / "sst2"
     folder.mkdir()
     for split in ("train", "validation", "test"):
-        label = -1 if split == "test" else 1
-        line = json.dumps({"sentence": "s", "label": label}) + "\n"
-        (folder / f"{split}.jsonl").write_text(line * 3, encoding="utf-8")
+        labels = [-1] * 3 if split == "test" else [0, 1, 1]  # train needs two classes
+        lines = [json.dumps({"sentence": "s", "label": label}) + "\n" for label in labels]
+        (folder / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
     assert "test" not in get_task("sst2", data_dir=tmp_path).splits()
 
 

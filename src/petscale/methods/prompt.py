@@ -94,7 +94,9 @@ class _Prepend:
         batch, length = embeds.shape[:2]
         if self.limit is not None and n + length > self.limit:
             room = self.limit - n
-            fix = f"--max-length to {room} or --length" if room > 0 else f"--length below {self.limit}"
+            fix = f"--length below {self.limit}"  # the soft tokens alone fill the positions
+            if room > 0:
+                fix = f"--max-length to {room} or --length"
             raise UserError(
                 f"{n} soft tokens + {length} input tokens exceed the model's "
                 f"{self.limit} positions; lower {fix}"

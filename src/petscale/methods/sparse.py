@@ -60,8 +60,6 @@ RULES: dict[str, Rule] = {
     "cpu": Rule(slab=1 / 3, entry=1 / 32, chunk=2**18),
     "cuda": Rule(slab=0.0, entry=0.0, chunk=2**24),
 }
-#: The CPU's entry share, kept as a name for the tests and benchmarks.
-ENTRY_SHARE = RULES["cpu"].entry
 
 
 def rule_for(device_type: str) -> Rule:

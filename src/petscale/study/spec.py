@@ -391,6 +391,8 @@ def _int(value: Any, key: str, minimum: int) -> int:
         raise UserError(f"{key}: expected a whole number, got {value!r}")
     if number < minimum:
         raise UserError(f"{key}: {value!r} is too small; use a number >= {minimum}")
+    if number >= 2**63:  # past what torch takes as a seed or a size
+        raise UserError(f"{key}: {value!r} is too large; use a number below 2**63")
     return int(number)
 
 
