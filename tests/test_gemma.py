@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,11 +75,19 @@ def _need_gemma() -> None:
 def test_gemma_builds_once_reads_english_and_tunes(toy_task: Path, tmp_path: Path) -> None:
     """Builds in this session's cache (minutes: dequantising 236 tensors), then checks it."""
     _need_gemma()
+
+    folder = assets.model_folder(NAME)
+    try:
+        _check_built(folder, toy_task, tmp_path)
+    finally:
+        shutil.rmtree(folder)  # 1.1 GB: do not keep it among pytest's last tmp folders
+
+
+def _check_built(folder: Path, toy_task: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import petscale
 
-    folder = assets.model_folder(NAME)
     assert assets.model_folder(NAME) == folder  # built once, then found
     assert {"GEMMA_TERMS.html", "NOTICE.md", "model.safetensors"} <= {
         p.name for p in folder.iterdir()

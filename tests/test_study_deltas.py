@@ -1,12 +1,14 @@
-"""Study trials keep their trained deltas (run folders under DIR/trials/<id>/) unless told not to."""
+"""Study trials keep their trained deltas (run folders in DIR/trials/<id>/) unless told not to."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 import petscale
+from petscale.errors import UserError
 from petscale.run_folder import read_run
 from petscale.study.runners import run_study
 from petscale.study.spec import expand, parse_spec, trial_id
@@ -57,9 +59,5 @@ def test_keep_deltas_off_keeps_nothing_and_does_not_change_ids(
 
 
 def test_keep_deltas_must_be_a_boolean() -> None:
-    import pytest
-
-    from petscale.errors import UserError
-
     with pytest.raises(UserError, match="keep_deltas: expected true or false"):
         parse_spec({"models": ["m"], "tasks": ["t"], "methods": ["lora"], "keep_deltas": "yes"})
