@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
 import petscale
@@ -123,3 +124,22 @@ def test_a_pooler_missing_from_the_checkpoint_travels_with_the_run(
     with torch.no_grad():
         got = peft_model(**inputs).logits
     assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_full_fine_tuning_of_a_checkpoint_without_a_pooler_saves_it_once(
+    poolerless_bert: Path, toy_task: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    petscale.tune(
+        model=str(poolerless_bert), task=str(toy_task), method="full", pooling="cls", steps=2,
+        batch_size=8, max_length=16, out=run,
+    )  # fmt: skip
+    saved = load_file(run / "delta.safetensors")
+    assert "bert.pooler.dense.weight" in saved  # trained by full: saved with the delta ...
+    assert not any(name.startswith("base/") for name in saved)  # ... and not again as a base
+    model, tokenizer = petscale.load(run)
+    inputs = tokenizer(["a good movie"], return_tensors="pt")
+    with torch.no_grad():
+        torch.manual_seed(99)
+        again = petscale.load(run)[0](**inputs).logits
+        torch.testing.assert_close(again, model(**inputs).logits, atol=0, rtol=0)

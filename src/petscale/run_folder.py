@@ -87,7 +87,9 @@ def save_run(
     """Write the run whole; if ``out`` fails after training, keep it elsewhere and say where."""
     check_out(out)
     tensors = {f"{HEAD_PREFIX}{name}": p.detach() for name, p in head.items()}
-    fresh = {n: p for n, p in (fresh or {}).items() if n not in head}
+    # a weight the head or the method trains is saved there, not again as a base weight
+    trained = set(head) | set(delta.parameters())
+    fresh = {n: p for n, p in (fresh or {}).items() if n not in trained}
     tensors.update({f"{BASE_PREFIX}{n}": p.detach() for n, p in fresh.items()})
     files = {"trial.json": portable(trial), "metrics.json": report}
     staging = None

@@ -32,8 +32,13 @@ def demo(
         spec, configs = demo_grid()
         prepare(out)
         with _ProgressEvents(len(configs)) as events:
-            counts = run_study(
-                out, configs, workers=workers, events=events, keep_deltas=spec.keep_deltas
+            counts = run_study(  # a rerun also retries what failed: the demo wants every trial
+                out,
+                configs,
+                workers=workers,
+                events=events,
+                keep_deltas=spec.keep_deltas,
+                retry_failed=True,
             )
         built = gather(out)
         path = write(built, out / "report")
