@@ -3,18 +3,14 @@ at their defaults and APET's two patterns on a budget grid, deltas kept."""
 
 from __future__ import annotations
 
-import csv
-import random
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
+import tiny
 from petscale import analysis as A
 from petscale.study.runners import run_study
 from petscale.study.spec import expand, parse_spec
-from petscale.zoo import assets
 
 COMMON = {"steps": 8, "batch_size": 16, "max_length": 16, "eval_every": 4}
 LR = {"full": 1e-3, "probe": 1e-2, "lora": 1e-2, "apet": 1e-2}
@@ -24,37 +20,14 @@ BUDGETS = [50, 5000]
 @pytest.fixture(scope="module")
 def wide_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second tiny BERT, wider than ``tiny_bert``: a second model size."""
-    folder = tmp_path_factory.mktemp("wide-bert")
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=96,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(assets.model_folder("minilm-l6")).save_pretrained(folder)
-    return folder
+    return tiny.save_bert_folder(tmp_path_factory.mktemp("wide-bert"), hidden=48)
 
 
 @pytest.fixture(scope="module")
 def toy_task_2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another two-class task with the same labels as ``toy_task``, other filler words."""
-    folder = tmp_path_factory.mktemp("toy-task-2")
-    rng = random.Random(1)
     fillers = ["our", "one", "song", "album", "band", "singer", "track", "tune", "is", "so"]
-    for split, n in (("train", 160), ("dev", 40), ("test", 40)):
-        with open(folder / f"{split}.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            for _ in range(n):
-                label = rng.choice(["good", "bad"])
-                words = rng.choices(fillers, k=6) + [label]
-                rng.shuffle(words)
-                writer.writerow([" ".join(words), label])
-    return folder
+    return tiny.write_toy_task(tmp_path_factory.mktemp("toy-task-2"), fillers, seed=1)
 
 
 @pytest.fixture(scope="module")

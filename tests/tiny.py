@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import random
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import (
@@ -138,3 +142,40 @@ def run(net: nn.Module, family: str, inputs: dict[str, torch.Tensor]) -> torch.T
         extra["decoder_input_ids"] = inputs["input_ids"][:, :4]
     with torch.no_grad():
         return net(**inputs, **extra).logits
+
+
+def save_bert_folder(folder: Path, hidden: int = HIDDEN) -> Path:
+    """A 2-layer random BERT of width ``hidden`` with MiniLM's real tokenizer, as a local
+    model folder (the same weights every session)."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from petscale.zoo import assets
+
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(assets.model_folder("minilm-l6")).save_pretrained(folder)
+    return folder
+
+
+def write_toy_task(folder: Path, fillers: list[str], seed: int) -> Path:
+    """A learnable two-class CSV task: the label is which of two words (good, bad) a text of
+    six ``fillers`` holds; train/dev/test of 160/40/40."""
+    rng = random.Random(seed)
+    for split, n in (("train", 160), ("dev", 40), ("test", 40)):
+        with open(folder / f"{split}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            for _ in range(n):
+                label = rng.choice(["good", "bad"])
+                words = rng.choices(fillers, k=6) + [label]
+                rng.shuffle(words)
+                writer.writerow([" ".join(words), label])
+    return folder
