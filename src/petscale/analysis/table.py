@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from petscale.study.store import Store
+from petscale.study.store import RESULT_COLUMNS, Store
 
 COLUMNS = (
     "trial_id",
@@ -105,18 +105,6 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
         "steps": result.get("steps", config.get("steps")),
         # No budget and no match option: the method ran at its own default size.
         "default_budget": not {"budget", "match"} & set(config.get("options") or {}),
-        **{
-            key: row[key]
-            for key in (
-                "trainable_params",
-                "head_params",
-                "total_params",
-                "dev_score",
-                "test_score",
-                "random_guess",
-                "metric",
-                "seconds",
-            )
-        },
+        **{key: row[key] for key in RESULT_COLUMNS},  # the store's own result columns
         "curve": row["curve"],
     }
