@@ -53,13 +53,18 @@ def _spec(budgets: list[int]) -> Any:
     )
 
 
+def _search(folder: Path, spec: Any, settings: SearchSettings | None = None) -> Any:
+    run = _run(folder)
+    return search_thresholds(folder, spec, run, settings, fits=lambda config: True)
+
+
 def _run(folder: Path) -> Any:
     return lambda configs: run_study(folder, configs, trial="test_search:fake_trial")
 
 
 def test_search_finds_planted_thresholds_with_few_trials(tmp_path: Path) -> None:
     settings = SearchSettings(rounds=8, resolution=1.3)
-    found = search_thresholds(tmp_path, _spec([10, 1_000_000]), _run(tmp_path), settings)
+    found = _search(tmp_path, _spec([10, 1_000_000]), settings)
     (row,) = found.to_dict("records")
     assert row["structure"] == "apet-adjacent"
     assert row["low_bracketed"] and row["high_bracketed"]
@@ -70,7 +75,7 @@ def test_search_finds_planted_thresholds_with_few_trials(tmp_path: Path) -> None
     assert trials <= 2 + 1 + 2 * 8  # the bracket, full, at most two budgets a round
 
     # a rerun replays the same decisions from the store: nothing new runs
-    again = search_thresholds(tmp_path, _spec([10, 1_000_000]), _run(tmp_path), settings)
+    again = _search(tmp_path, _spec([10, 1_000_000]), settings)
     assert again.equals(found)
     with Store.existing(tmp_path) as store:
         assert store.counts()["done"] == trials
@@ -78,7 +83,7 @@ def test_search_finds_planted_thresholds_with_few_trials(tmp_path: Path) -> None
 
 def test_a_threshold_outside_the_grid_widens_it(tmp_path: Path) -> None:
     settings = SearchSettings(rounds=6, resolution=1.5)
-    found = search_thresholds(tmp_path, _spec([1000, 3000]), _run(tmp_path), settings)
+    found = _search(tmp_path, _spec([1000, 3000]), settings)
     (row,) = found.to_dict("records")
     assert row["low_bracketed"] and row["high_bracketed"]
     assert row["low"] < 1000 < 3000 < row["high"]
@@ -96,4 +101,19 @@ def test_next_budget_rules() -> None:
 def test_search_needs_apet(tmp_path: Path) -> None:
     spec = parse_spec({"models": ["m"], "tasks": ["t"], "methods": ["lora"], "steps": 1})
     with pytest.raises(UserError, match="add apet"):
-        search_thresholds(tmp_path, spec, _run(tmp_path))
+        _search(tmp_path, spec)
+
+
+def test_a_budget_the_targets_cannot_hold_is_not_tried(tmp_path: Path) -> None:
+    tried = []
+
+    def fits(config: dict[str, Any]) -> bool:
+        tried.append(config["options"]["budget"])
+        return config["options"]["budget"] <= 10_000
+
+    settings = SearchSettings(rounds=3)
+    search_thresholds(tmp_path, _spec([10, 1000]), _run(tmp_path), settings, fits=fits)
+    with Store.existing(tmp_path) as store:
+        budgets = {r["config"]["options"].get("budget") for r in store.rows()}
+    assert 100_000 in tried and 100_000 not in budgets  # the high threshold is past the targets
+    assert 10_000 in budgets

@@ -5,7 +5,7 @@ two, the bracket), runs them with full fine-tuning as the reference, and then, r
 round, adds one budget per open threshold: the geometric mean of the two grid budgets that
 bracket it (the largest that fails and the smallest that passes, as
 :func:`petscale.analysis.thresholds` defines pass and fail). A threshold outside the grid
-widens it by a decade (down to 1 parameter, up to the model's own count). The search stops
+widens it by a decade (down to 1 parameter, up to what APET's targets hold). The search stops
 when every bracket is narrower than ``resolution`` (a factor) or after ``rounds`` rounds; the
 thresholds reported are the analysis' own, interpolated on log budget over every trial run.
 
@@ -25,7 +25,7 @@ import pandas as pd
 from petscale.analysis import thresholds
 from petscale.analysis.table import load_results
 from petscale.errors import UserError
-from petscale.study.spec import MethodEntry, Spec, expand, trial_id
+from petscale.study.spec import MethodEntry, Spec, check_counts, expand, trial_id
 
 #: Runs a list of trial configs into the study store (done ones are skipped).
 RunFn = Callable[[list[dict[str, Any]]], Any]
@@ -39,11 +39,20 @@ class SearchSettings:
 
 
 def search_thresholds(
-    folder: Any, spec: Spec, run: RunFn, settings: SearchSettings | None = None
+    folder: Any,
+    spec: Spec,
+    run: RunFn,
+    settings: SearchSettings | None = None,
+    fits: Callable[[dict[str, Any]], bool] | None = None,
 ) -> pd.DataFrame:
     """Find the low and high thresholds of the spec's APET entries; returns the thresholds
-    table (see :func:`petscale.analysis.thresholds`) of the APET structures searched."""
+    table (see :func:`petscale.analysis.thresholds`) of the APET structures searched.
+
+    ``fits(config)`` says whether a new trial's budget fits its model (default: counted on
+    the meta device); a widening that does not fit (more than APET's targets hold) is dropped.
+    """
     settings = settings or SearchSettings()
+    fits = fits or _fits
     spec = with_full_reference(spec)
     configs = {trial_id(c): c for c in expand(spec)}
     if not any(c["method"] == "apet" for c in configs.values()):
@@ -52,7 +61,7 @@ def search_thresholds(
         run(list(configs.values()))
         table = _table(folder, configs)
         added = 0
-        for config in next_configs(table, configs, settings):
+        for config in filter(fits, next_configs(table, configs, settings)):
             added += trial_id(config) not in configs
             configs.setdefault(trial_id(config), config)
         if not added:
@@ -113,6 +122,14 @@ def next_budget(
             return None
         candidate = round(math.sqrt(below * above))
     return None if candidate in budgets else candidate
+
+
+def _fits(config: dict[str, Any]) -> bool:
+    try:
+        check_counts([config])
+    except UserError:
+        return False
+    return True
 
 
 def _with_budget(config: dict[str, Any], budget: int) -> dict[str, Any]:
