@@ -44,6 +44,13 @@ def _log_if_wide(ax, values: pd.Series | np.ndarray, axis: str = "x") -> None:  
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
+def _by_model_size(ax, task: str, cell: pd.DataFrame, ylabel: str) -> None:  # noqa: ANN001
+    """A task's panel with model size on x (log when it spans a decade), titled, labelled."""
+    _log_if_wide(ax, cell["total_params"])
+    ax.set(title=task, xlabel="model size (parameters)", ylabel=ylabel)
+    ax.legend(fontsize=7)
+
+
 def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
     """Dev score against trainable parameters, per (model, task): a line per structure with
     its 95% interval, and full fine-tuning, the head alone and random guessing as lines."""
@@ -110,11 +117,7 @@ def gaps_figure(gaps_df: pd.DataFrame) -> Figure | None:
                         ms=4,
                     )
         ax.axhline(0, color="#555555", lw=1)
-        _log_if_wide(ax, cell["total_params"])
-        ax.set(
-            title=task, xlabel="model size (parameters)", ylabel="gap to full fine-tuning (points)"
-        )
-        ax.legend(fontsize=7)
+        _by_model_size(ax, task, cell, "gap to full fine-tuning (points)")
     return fig
 
 
@@ -147,11 +150,7 @@ def thresholds_figure(thr_df: pd.DataFrame) -> Figure | None:
                         edgecolors=colour(i),
                     )
         ax.set_yscale("log")
-        _log_if_wide(ax, cell["total_params"])
-        ax.set(
-            title=task, xlabel="model size (parameters)", ylabel="threshold (trainable parameters)"
-        )
-        ax.legend(fontsize=7)
+        _by_model_size(ax, task, cell, "threshold (trainable parameters)")
     return fig
 
 
