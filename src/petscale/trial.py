@@ -4,6 +4,7 @@ batch size, max length, eval cadence, seed) -> scores, counts and costs."""
 from __future__ import annotations
 
 import math
+import random
 import sys
 import time
 import warnings
@@ -22,7 +23,7 @@ from petscale.features import encode_splits
 from petscale.heads import configure_head, head_parameters
 from petscale.methods import get_method, option_names
 from petscale.methods.base import Delta
-from petscale.methods.prompt import position_limit
+from petscale.methods.soft_tokens import position_limit
 from petscale.pooling import resolve_pooling
 from petscale.run_folder import check_out, save_run
 from petscale.study.spec import trial_id
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "max_new_tokens": 64,  # generation tasks: the longest answer trained on and generated
     "eval_batch_size": 32,
     "eval_every": 0,  # 0: evaluate at the end only
+    "eval_limit": 0,  # 0: whole dev and test splits; N: the same N examples of each, every trial
     "seed": 0,
     "precision": "no",  # mixed precision: no, bf16 or fp16 (fp16 needs a GPU)
 }
@@ -69,8 +71,9 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
     for key in ("steps", "batch_size", "max_length", "max_new_tokens", "eval_batch_size"):
         if out[key] is not None and int(out[key]) <= 0:
             raise UserError(f"--{key.replace('_', '-')} must be positive, got {out[key]}")
-    if out["eval_every"] < 0:
-        raise UserError(f"--eval-every must be >= 0, got {out['eval_every']}")
+    for key in ("eval_every", "eval_limit"):
+        if out[key] < 0:
+            raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {out[key]}")
     if out["schedule"] not in (None, *SCHEDULES):
         raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
     if out["precision"] not in PRECISIONS:
@@ -140,6 +143,14 @@ def build_model(cfg: dict[str, Any], spec: TaskSpec, options: dict[str, Any]) ->
     return BuiltModel(loaded, structure, delta, total_params, pooling)
 
 
+def evaluation_subset(size: int, limit: int) -> list[int]:
+    """The examples of a split a trial is scored on: all, or ``limit`` of them drawn with a
+    fixed seed, so that every trial of a study is scored on the same examples."""
+    if not limit or limit >= size:
+        return list(range(size))
+    return sorted(random.Random(0).sample(range(size), limit))
+
+
 def run_trial(
     config: dict[str, Any],
     progress: bool = False,
@@ -196,9 +207,16 @@ def run_trial(
     features = encode_splits(answerer, loaded.tokenizer, splits)
 
     def score(split: str) -> float:
-        refs = [answerer.reference(ex) for ex in splits[split]]
+        kept = evaluation_subset(len(features[split]), cfg["eval_limit"])
+        refs = [answerer.reference(splits[split][i]) for i in kept]
         return evaluate(
-            model, answerer, features[split], refs, spec.metric, cfg["eval_batch_size"], device
+            model,
+            answerer,
+            [features[split][i] for i in kept],
+            refs,
+            spec.metric,
+            cfg["eval_batch_size"],
+            device,
         )
 
     steps = cfg["steps"] or math.ceil(len(features["train"]) / cfg["batch_size"])
@@ -235,6 +253,7 @@ def run_trial(
         "total_params": built.total_params,
         "steps": steps,
         "batch_size": cfg["batch_size"],
+        "eval_limit": cfg["eval_limit"],
         "lr": lr,
         "schedule": train_config.schedule,
         "seed": cfg["seed"],

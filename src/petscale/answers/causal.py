@@ -81,18 +81,21 @@ class CausalAnswerer(WordAnswerer):
 def answer_logprobs(
     model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities of the labelled tokens given what precedes them, and their rows."""
+    """Log-probabilities of the labelled tokens given what precedes them, and their rows.
+
+    It runs the backbone and applies the LM head itself (on the answer's positions alone), so
+    it sees what training's forward sees only because every method acts inside the backbone:
+    soft tokens (prompt, APET concat) are spliced into its stack and cut from its output.
+    """
     targets = labels[:, 1:]
     chosen = targets != IGNORE
     backbone = model.base_model
     if backbone is model:  # no separate LM head to apply: take the model's logits
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-        logits = logits[:, -input_ids.shape[1] :][:, :-1][chosen]
+        logits = logits[:, :-1][chosen]
     else:
         hidden = backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
-        # a method that prepends soft tokens lengthens the sequence: ours are the last ones
-        hidden = hidden[:, -input_ids.shape[1] :][:, :-1][chosen]
-        logits = _softcap(model, model.get_output_embeddings()(hidden))
+        logits = _softcap(model, model.get_output_embeddings()(hidden[:, :-1][chosen]))
     logp = logits.float().log_softmax(-1).gather(-1, targets[chosen][:, None]).squeeze(-1)
     return logp, chosen.nonzero()[:, 0]
 

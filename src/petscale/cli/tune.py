@@ -30,6 +30,13 @@ def tune(
     eval_every: Annotated[
         int, typer.Option(help="Evaluate on dev every N steps (0: at the end).")
     ] = 0,
+    eval_limit: Annotated[
+        int,
+        typer.Option(
+            help="Score dev and test on this many examples each, the same ones every run "
+            "(0: whole splits)."
+        ),
+    ] = 0,
     head: Annotated[
         str, typer.Option(help="Classification head: trainable, frozen, label-words.")
     ] = "trainable",
@@ -90,6 +97,7 @@ def tune(
         lr=lr,
         max_length=max_length,
         eval_every=eval_every,
+        eval_limit=eval_limit,
         head=head,
         pooling=pooling,
         seed=seed,

@@ -26,7 +26,6 @@ from petscale.methods.apet_ops import (
     Plugged,
     SoftPrompt,
     initial_prompt,
-    insert_prompt,
     plug_width,
     prompt_length,
 )
@@ -39,9 +38,9 @@ from petscale.methods.apet_placement import (
     tensor_shares,
 )
 from petscale.methods.base import Delta, MethodConfig, freeze, positive, replace_module
+from petscale.methods.soft_tokens import attach_soft_tokens
 from petscale.methods.sparse import SparseLinear, index_dtype, runs
 from petscale.methods.targets import linear_targets
-from petscale.pooling import SOFT_POSITIONS
 from petscale.zoo.structure import Structure, in_out_features
 
 OPS = ("add", "plug", "concat")
@@ -226,15 +225,14 @@ def _attach_concat(delta: ApetDelta) -> None:
     idx = place({"prompt": prompt}, min(delta.budget, prompt.numel()), config)["prompt"]
     soft = SoftPrompt(prompt, idx)
     model.add_module("apet_prompt", soft)
-    handles = insert_prompt(model, soft, delta.structure.kind)
+    # after [CLS] on encoders, whose head reads it; in front on T5's encoder and on decoders
+    at = 1 if delta.structure.kind == "encoder" else 0
+    _, remove_hooks = attach_soft_tokens(model, delta.structure, soft, length, at)
     delta.sites["apet_prompt.prompt"] = soft
 
     def remove() -> None:
-        for handle in handles:
-            handle.remove()
+        remove_hooks()
         del model.apet_prompt
-        if hasattr(model.base_model, SOFT_POSITIONS):
-            delattr(model.base_model, SOFT_POSITIONS)
 
     delta.on_detach(remove)
 

@@ -7,23 +7,21 @@ near unchanged). Width rule: b = the adapter's default 24, or the smallest width
 entries per plug, over all plugs, hold K.
 
 CONCAT: n soft tokens (a frozen n x d matrix of word embeddings at seeded random vocabulary ids,
-so their scale matches real tokens) inserted in the input embeddings: after the first token on
-encoders (the head reads [CLS] there), in front on T5's encoder input and on decoders (whose
-logits for the soft tokens are cut off again). Length rule: n = the prompt method's default 100,
-or ceil(K / d) when more are needed; with tensor granularity n = floor(K / d), all trainable.
+so their scale matches real tokens) spliced into the input embeddings by prompt tuning's hooks
+(:mod:`petscale.methods.soft_tokens`): after the first token on encoders (the head reads [CLS]
+there), in front on T5's encoder input and on decoders (whose outputs at the soft tokens are
+cut off again). Length rule: n = the prompt method's default 100, or ceil(K / d) when more are
+needed; with tensor granularity n = floor(K / d), all trainable.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
-from petscale.errors import UserError
 from petscale.methods.sparse import SparseLinear, add_into
-from petscale.pooling import SOFT_POSITIONS
 
 ADAPTER_WIDTH = 24
 PROMPT_LENGTH = 100
@@ -106,44 +104,3 @@ def initial_prompt(model: nn.Module, length: int, gen: torch.Generator | None) -
     ids = torch.randint(table.shape[0], (length,), generator=gen)
     with torch.no_grad():  # through the module: Gemma scales its embeddings by sqrt(hidden)
         return model.get_input_embeddings()(ids.to(table.device)).clone()
-
-
-def insert_prompt(model: nn.Module, soft: SoftPrompt, kind: str):  # noqa: ANN201 - hook handles
-    """Hooks that splice the soft tokens into every forward call; returns their handles."""
-    at = 1 if kind == "encoder" else 0
-    length = soft.prompt.shape[0]
-
-    def splice(t: torch.Tensor, filler: torch.Tensor) -> torch.Tensor:
-        return torch.cat([t[:, :at], filler, t[:, at:]], dim=1)
-
-    def before(_module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple:
-        if args:
-            raise UserError("apet --op concat needs keyword inputs (input_ids=..., ...)")
-        for key in ("encoder_outputs", "past_key_values", "position_ids"):
-            if kwargs.get(key) is not None:
-                raise UserError(f"apet --op concat does not support {key} (generation) yet")
-        ids, embeds = kwargs.pop("input_ids", None), kwargs.pop("inputs_embeds", None)
-        if embeds is None:
-            embeds = model.get_input_embeddings()(ids)
-        batch = embeds.shape[0]
-        prompt = soft().to(embeds.dtype).unsqueeze(0).expand(batch, -1, -1)
-        kwargs["inputs_embeds"] = splice(embeds, prompt)
-        for key, fill in (("attention_mask", 1), ("token_type_ids", 0), ("labels", -100)):
-            value = kwargs.get(key)
-            if value is not None and value.dim() == 2 and (key != "labels" or kind == "decoder"):
-                kwargs[key] = splice(value, value.new_full((batch, length), fill))
-        return args, kwargs
-
-    if kind == "encoder":  # a mean-pooled head leaves the soft tokens out (petscale.pooling)
-        setattr(model.base_model, SOFT_POSITIONS, (at, length))
-
-    def after(_module: nn.Module, _args: tuple, _kwargs: dict[str, Any], output: Any) -> Any:
-        logits = getattr(output, "logits", None)
-        if kind == "decoder" and logits is not None and logits.dim() == 3:
-            output["logits"] = logits[:, length:]
-        return output
-
-    return (
-        model.register_forward_pre_hook(before, with_kwargs=True),
-        model.register_forward_hook(after, with_kwargs=True),
-    )

@@ -19,6 +19,7 @@ Only ``models``, ``tasks`` and ``methods`` are required::
     lr: {lora: 5.0e-4, prompt: 3.0e-2}   # or one number; a method left out: its default
     batch_size: 32
     eval_every: 50
+    eval_limit: 0                   # score dev and test on N fixed examples each (0: all)
     max_length: 128
     head: trainable                 # trainable | frozen | label-words (probe: always trainable)
     pooling: auto                   # auto (the checkpoint's own) | cls | mean
@@ -28,7 +29,8 @@ Only ``models``, ``tasks`` and ``methods`` are required::
 ``[lora, {apet: {pattern: adjacent}}, {apet: {pattern: discrete}}]``.
 
 Each (model, task, method entry, budget, seed) becomes one trial config: a plain dict with
-every key present (see ``CONFIG_KEYS``), whose id is ``trial_id(config)``.
+every key of ``CONFIG_KEYS`` present (``eval_limit`` only when set, so that the ids of studies
+written before it existed stay the same), whose id is ``trial_id(config)``.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": None,
     "batch_size": 32,
     "eval_every": 50,
+    "eval_limit": 0,
     "max_length": 128,
     "head": "trainable",
     "pooling": "auto",
@@ -107,6 +110,7 @@ class Spec:
     lr: float | Mapping[str, float] | None
     batch_size: int
     eval_every: int
+    eval_limit: int
     max_length: int
     head: str
     pooling: str
@@ -184,6 +188,7 @@ def parse_spec(data: Any) -> Spec:
         lr=_lr(values["lr"]),
         batch_size=_int(values["batch_size"], "batch_size", 1),
         eval_every=_int(values["eval_every"], "eval_every", 0),
+        eval_limit=_int(values["eval_limit"], "eval_limit", 0),
         max_length=_int(values["max_length"], "max_length", 1),
         head=_head(values["head"]),
         pooling=_pooling(values["pooling"]),
@@ -238,6 +243,8 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                             "eval_every": spec.eval_every,
                             "seed": seed,
                         }
+                        if spec.eval_limit:
+                            config["eval_limit"] = spec.eval_limit
                         configs.setdefault(trial_id(config), config)
     return list(configs.values())
 
