@@ -29,6 +29,7 @@ def test_the_bundled_demo_spec_is_the_study_in_miniature() -> None:
     # head-free, except the head alone, which has nothing else to train
     assert {c["head"] for c in configs if c["method"] != "probe"} == {"frozen"}
     assert {c["head"] for c in configs if c["method"] == "probe"} == {"trainable"}
+    assert {c["eval_limit"] for c in configs} == {300}  # scored on a fixed subset: it fits 15 min
 
 
 def test_demo_runs_reports_and_resumes(
