@@ -9,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 import petscale
-from petscale.budget import count_method, head_count
+from petscale.budget import count_method
 from petscale.cli import app
 from petscale.errors import UserError
+from petscale.heads import head_count
 from petscale.methods import make_config
 from petscale.zoo.loader import meta_model
 from petscale.zoo.registry import entries

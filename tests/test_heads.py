@@ -6,9 +6,14 @@ import pytest
 import torch
 
 import tiny
-from petscale.budget import head_count
 from petscale.errors import UserError
-from petscale.heads import LABEL_WORDS_SCALE, LabelWordsHead, configure_head, head_parameters
+from petscale.heads import (
+    LABEL_WORDS_SCALE,
+    LabelWordsHead,
+    configure_head,
+    head_count,
+    head_parameters,
+)
 from petscale.zoo.structure import structure_of
 
 

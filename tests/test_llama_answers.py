@@ -35,7 +35,7 @@ QA = TaskSpec(name="toy-qa", type="qa", kind="generation", metrics=("token_f1",)
 
 
 def decoder(family: str, **extra: object) -> torch.nn.Module:
-    """A tiny LLaMA-style LM over MiniLM's vocabulary; Gemma with Gemma 2's logit soft-cap."""
+    """A tiny decoder (LLaMA-style, or GPT-2) over MiniLM's vocabulary."""
     settings = {**tiny.CONFIGS[family], "vocab_size": TOKENIZER_VOCAB, **extra}
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(family, **settings)).eval()
@@ -139,3 +139,22 @@ def test_generation_does_not_depend_on_padding(family, method, tokenizer) -> Non
         together = answerer.predict(model, answerer.collate(features))
         alone = [answerer.predict(model, answerer.collate([f]))[0] for f in features]
     assert together == alone and all(isinstance(text, str) for text in together)
+
+
+@pytest.mark.parametrize("family", ("gpt2", *LLAMA_STYLE))
+def test_label_word_scoring_runs_the_lm_head_on_the_answer_alone(family, tokenizer) -> None:
+    # Gemma 3's causal LM is its own base_model: scoring must still find its text stack, or it
+    # computes (batch x length x 262k) logits on the real model
+    model = decoder(family)
+    answerer = answerer_for("causal", SENTIMENT, tokenizer, 32)
+    examples = [Example(text="a wonderful warm film", label=1), Example(text="dull", label=0)]
+    batch = answerer.collate([answerer.encode(ex) for ex in examples])
+    rows = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda _m, args, _out: rows.append(args[0].shape[:-1])
+    )
+    with torch.no_grad():
+        answerer.scores(model, batch)
+    hook.remove()
+    words = [len(ids) for ids in answerer.word_ids]
+    assert rows == [torch.Size([len(examples) * n]) for n in words]

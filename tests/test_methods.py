@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import tiny
-from petscale.budget import count_method, meta_twin
+from petscale.budget import attach_method, count_method, meta_twin
 from petscale.errors import UserError
-from petscale.methods import get_method, make_config
+from petscale.methods import make_config
 from petscale.methods.base import read_saved
 from petscale.zoo.structure import structure_of
 from tiny import FFN, HIDDEN, LAYERS, VOCAB
@@ -56,8 +56,8 @@ def _full(net: torch.nn.Module) -> int:
 
 
 def attach(net: torch.nn.Module, method: str, **options: object):
-    config = make_config(method, {**SMALL.get(method, {}), **options})
-    return get_method(method).attach(net, structure_of(net), config)
+    # through the sizing step, as every caller attaches (APET's default K is LoRA's count)
+    return attach_method(net, method, {**SMALL.get(method, {}), **options})
 
 
 def perturb(delta, seed: int = 3) -> None:
@@ -127,7 +127,7 @@ def test_start_save_load_merge_detach(family: str, head: str, method: str, tmp_p
         loaded.load_state_dict(tensors)
         torch.testing.assert_close(tiny.run(fresh, family, inputs), tuned)
 
-    if get_method(method).config_class.mergeable:
+    if delta.mergeable:
         delta.merge()
         torch.testing.assert_close(tiny.run(net, family, inputs), tuned, atol=1e-5, rtol=1e-5)
         delta.unmerge()
@@ -136,7 +136,7 @@ def test_start_save_load_merge_detach(family: str, head: str, method: str, tmp_p
         with pytest.raises(UserError):
             delta.merge()
 
-    delta.merge() if get_method(method).config_class.mergeable else None
+    delta.merge() if delta.mergeable else None
     delta.detach()
     after = snapshot(net)
     assert after["modules"] == before["modules"]  # the same module objects, by name

@@ -13,8 +13,9 @@ import petscale
 import tiny
 from petscale.errors import UserError
 from petscale.heads import configure_head
-from petscale.pooling import folder_pooling, resolve_pooling
+from petscale.pooling import resolve_pooling
 from petscale.zoo import assets, registry
+from petscale.zoo.registry import folder_pooling
 from petscale.zoo.structure import structure_of
 
 

@@ -16,18 +16,16 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from petscale.budget import attach_method, count_method, head_count, resolve_config
-from petscale.heads import head_parameters
+from petscale.budget import attach_method, count_method, resolve_config
+from petscale.heads import head_count, head_parameters
 from petscale.methods.base import Delta
 from petscale.run_folder import check_fits, check_model, read_run
+from petscale.settings import DEFAULTS, TASK_OPTIONS, TUNE_SETTINGS
 from petscale.tasks import get_task
 from petscale.tracking import Tracking
-from petscale.trial import DEFAULTS, build_model, normalize, run_trial
+from petscale.trial import build_model, normalize, run_trial
 from petscale.zoo.loader import meta_model
 from petscale.zoo.structure import structure_of
-
-_TRIAL_KEYS = set(DEFAULTS) - {"model", "task", "method", "options", "task_options"}
-_TASK_KEYS = {"data_dir", "text_field", "text_pair_field", "label_field", "encoding"}
 
 
 def tune(
@@ -42,14 +40,15 @@ def tune(
 ) -> dict[str, Any]:
     """Tune ``model`` on ``task`` with ``method``; returns the same fields as ``tune --json``.
 
-    ``options`` mixes training settings (steps, batch_size, lr, max_length, eval_every, seed,
-    head, pooling), task options (data_dir, text_field, text_pair_field, label_field, encoding) and
-    method options (rank, alpha, budget, ...). ``track`` ("tensorboard", "wandb", "mlflow")
+    ``options`` mixes trial settings (``petscale.settings.TUNE_SETTINGS``: steps, batch_size, lr,
+    max_length, eval_every, seed, head, pooling, ...), task options (``TASK_OPTIONS``: data_dir,
+    text_field, text_pair_field, label_field, encoding) and the method's options (rank, alpha,
+    budget, match, ...). ``track`` ("tensorboard", "wandb", "mlflow")
     logs the run's curves and results to ``track_dir`` (default runs/track).
     """
-    trial = {k: v for k, v in options.items() if k in _TRIAL_KEYS}
-    task_options = {k: v for k, v in options.items() if k in _TASK_KEYS}
-    method_options = {k: v for k, v in options.items() if k not in _TRIAL_KEYS | _TASK_KEYS}
+    trial = {k: v for k, v in options.items() if k in TUNE_SETTINGS}
+    task_options = {k: v for k, v in options.items() if k in TASK_OPTIONS}
+    method_options = {k: v for k, v in options.items() if k not in {*TUNE_SETTINGS, *TASK_OPTIONS}}
     config = {
         "model": model,
         "task": task,

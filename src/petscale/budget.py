@@ -1,7 +1,14 @@
-"""Exact trainable counts on the meta device, and fitting a method's size to a budget."""
+"""The sizing step, run before anything attaches, and exact counts on the meta device.
+
+``match: M`` becomes a number (M's default count on the model), and a number (``budget``)
+becomes the method's size (its ``size_option``: rank, bottleneck, prompt length ...) or, for a
+method whose config holds the budget itself (APET), its K. The CLI, the Python API and study
+specs all size through :func:`resolve_config`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import typing
 from collections.abc import Mapping
@@ -11,8 +18,14 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.heads import head_parameters
-from petscale.methods import Delta, MethodConfig, get_method, make_config, option_names
+from petscale.methods import (
+    Delta,
+    MethodConfig,
+    check_match,
+    get_method,
+    make_config,
+    option_names,
+)
 from petscale.zoo.structure import Structure, structure_of
 
 #: The largest size a budget search tries (a rank or bottleneck beyond this is never useful).
@@ -28,6 +41,7 @@ def meta_twin(model: nn.Module) -> nn.Module:
 def count_method(model: nn.Module, method: str, config: MethodConfig) -> int:
     """The method's exact trainable count on ``model`` (attached to a meta twin, then removed)."""
     twin = model if _on_meta(model) else meta_twin(model)
+    config = _native_budget(twin, method, config)
     delta = get_method(method).attach(twin, structure_of(twin), config)
     try:
         return delta.trainable_params
@@ -45,17 +59,45 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
         if name in hints and not _has_type(value, hints[name]):
             kind = " or ".join(t.__name__ for t in typing.get_args(hints[name]) or [hints[name]])
             raise UserError(f"{flag} takes {kind.replace('NoneType', 'nothing')}, got {value!r}")
-    if "budget" not in options or "budget" in option_names(method):
+    if native_budget(method):
+        make_config(method, dict(options))  # the config checks its own budget and match
+        return
+    if "budget" in options and "match" in options:
+        raise UserError("give either --budget or --match, not both")
+    if "match" in options:
+        check_match(options["match"])
+    sizing = {k for k in ("budget", "match") if k in options}
+    if not sizing:
         make_config(method, dict(options))
         return
+    flag = "--" + sizing.pop()
     knob = get_method(method).config_class.size_option
     if knob is None:
-        raise UserError(f"method {method!r} has no size to fit --budget to; drop --budget")
+        raise UserError(f"method {method!r} has no size to fit {flag} to; drop {flag}")
     if knob in options:
-        raise UserError(f"give either --budget or --{knob.replace('_', '-')}, not both")
-    if options["budget"] <= 0:
+        raise UserError(f"give either {flag} or --{knob.replace('_', '-')}, not both")
+    if options.get("budget", 1) <= 0:
         raise UserError(f"--budget must be positive, got {options['budget']}")
-    make_config(method, {k: v for k, v in options.items() if k != "budget"})
+    make_config(method, {k: v for k, v in options.items() if k not in ("budget", "match")})
+
+
+def native_budget(method: str) -> bool:
+    """Whether the method's config holds its budget itself (APET's K) rather than a size."""
+    return "budget" in option_names(method)
+
+
+def match_budget(model: nn.Module, target: str) -> int:
+    """``match: target``: that method's trainable count at its defaults on ``model``."""
+    twin = model if _on_meta(model) else meta_twin(model)
+    return count_method(twin, target, make_config(target, {}))
+
+
+def _native_budget(model: nn.Module, method: str, config: MethodConfig) -> MethodConfig:
+    # K of a method that holds its budget: given, else the count of its match (or default one).
+    if not native_budget(method) or config.budget is not None:
+        return config
+    target = config.match or type(config).default_match
+    return dataclasses.replace(config, budget=match_budget(model, target), match=None)
 
 
 def _has_type(value: Any, hint: Any) -> bool:
@@ -75,9 +117,15 @@ def finite(name: str, value: Any) -> None:
 
 
 def resolve_config(model: nn.Module, method: str, options: dict[str, Any]) -> MethodConfig:
-    """The method's config; a ``budget`` option on a method without one picks its size."""
+    """The sizing step: the method's config, ``match`` resolved to a budget and a budget to
+    the method's size (or APET's K), checked against ``model``."""
     check_options(method, options)
-    if "budget" not in options or "budget" in option_names(method):
+    if native_budget(method):
+        return _native_budget(model, method, make_config(method, options))
+    options = dict(options)
+    if "match" in options:
+        options["budget"] = match_budget(model, options.pop("match"))
+    if "budget" not in options:
         config = make_config(method, options)
         knob = get_method(method).config_class.size_option
         if knob in options:  # a size the user chose must not outgrow the model
@@ -156,7 +204,3 @@ def attach_method(
     """Attach ``method`` with ``options`` (a ``budget`` among them picks the size)."""
     config = resolve_config(model, method, options)
     return get_method(method).attach(model, structure or structure_of(model), config)
-
-
-def head_count(model: nn.Module, structure: Structure) -> int:
-    return sum(p.numel() for p in head_parameters(model, structure).values())

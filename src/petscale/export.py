@@ -2,8 +2,9 @@
 
 Input: a folder ``petscale tune --out`` wrote (delta.safetensors, delta.json, trial.json).
 Output: adapter_config.json + adapter_model.safetensors, which
-``PeftModel.from_pretrained(<base model>, OUT)`` loads with the same outputs. LoRA exports
-for every family; prompt tuning for encoders and for decoders without a head (PEFT puts the
+``PeftModel.from_pretrained(<base model>, OUT)`` loads with the same outputs. A method with
+a PEFT counterpart converts its own tensors (its module's ``to_peft``). LoRA exports for every
+family; prompt tuning for encoders and for decoders without a head (PEFT puts the
 soft tokens on T5's decoder too, and pools GPT-2/BLOOM classifiers differently). A head that
 read the mean of the text (``--pooling mean``) has no PEFT counterpart: such runs are refused.
 Weights the run depends on that the base checkpoint lacks (the head, and the ``base/`` tensors
@@ -23,6 +24,7 @@ from safetensors.torch import save_file
 from petscale.budget import attach_method
 from petscale.errors import UserError
 from petscale.heads import head_parameters
+from petscale.methods import METHODS, get_method, make_config
 from petscale.pooling import resolve_pooling
 from petscale.run_folder import SavedRun, check_fits, check_model, read_run
 from petscale.zoo import registry
@@ -99,49 +101,24 @@ def _peft_adapter(
     run: SavedRun, structure: Structure
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """PEFT's adapter config and its tensors under PEFT's key names."""
-    method, options, own, head = run.method, run.options, run.delta, run.head
+    head = run.head
     head_modules = structure.modules("head") if head else []
     # The base weights the run saved travel as whole modules (PEFT saves modules, not tensors).
     saved_modules = sorted({k.rsplit(".", 1)[0] for k in run.base} - set(head_modules))
     task_type = "SEQ_CLS" if head else _TASK_TYPES.get(structure.kind)
     if task_type is None:
         raise UserError("an encoder delta without a trained head has no PEFT task type")
+    to_peft = get_method(run.method).to_peft  # the method's own conversion, where it has one
+    if to_peft is None:
+        exported = ", ".join(m for m in METHODS if get_method(m).to_peft)
+        raise UserError(f"PEFT has no counterpart of petscale's {run.method!r}; export {exported}")
+    adapter = to_peft(run.delta, make_config(run.method, run.options), structure, bool(head))
     common = {
         "task_type": task_type,
         "modules_to_save": head_modules + saved_modules,
         "inference_mode": True,
     }
-    if method == "lora":
-        targets = sorted({k.rsplit(".", 1)[0] for k in own})
-        config = {
-            "peft_type": "LORA",
-            **common,
-            "r": options["rank"],
-            "lora_alpha": options["alpha"],
-            "lora_dropout": options["dropout"],
-            "target_modules": targets,
-            "fan_in_fan_out": structure.family == "gpt2",  # Conv1D stores (in, out)
-            "bias": "none",
-        }
-        prefix = "base_model.model."
-        weights = {f"{prefix}{k}.weight": v for k, v in own.items()}
-    elif method == "prompt":
-        if structure.kind == "encoder-decoder" or (structure.kind == "decoder" and head):
-            raise UserError(
-                "PEFT's prompt tuning differs from petscale's on T5 (it also prompts the "
-                "decoder) and on decoder classifiers (it pools another token): not exported"
-            )
-        prompt = own["soft_prompt"]
-        config = {
-            "peft_type": "PROMPT_TUNING",
-            **common,
-            "num_virtual_tokens": prompt.shape[0],
-            "token_dim": prompt.shape[1],
-            "num_transformer_submodules": 1,
-        }
-        prefix = "base_model."  # PEFT wraps prompt-learning models one level less deep
-        weights = {"prompt_embeddings": prompt}
-    else:
-        raise UserError(f"PEFT has no counterpart of petscale's {method!r}; export lora or prompt")
-    weights.update({f"{prefix}{k}": v for k, v in {**run.base, **head}.items()})
+    config = {"peft_type": adapter.peft_type, **common, **adapter.config}
+    weights = dict(adapter.weights)
+    weights.update({f"{adapter.prefix}{k}": v for k, v in {**run.base, **head}.items()})
     return config, weights

@@ -2,11 +2,14 @@
 
 The head is counted apart from the method (``head_params``). A trainable head alone already
 beats random guessing on frozen features, so threshold studies can freeze it (a seeded random
-head) or replace it by label words (no new parameters), as T5's label words do.
+head) or replace it by label words (no new parameters), as T5's label words do. ``auto`` puts
+encoders, T5 and decoders on one ladder head-free: a frozen head where the model has one, its
+own label words where it answers in words.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -14,11 +17,12 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from petscale.errors import UserError
-from petscale.methods.base import replace_module
 from petscale.pooling import use_pooling
-from petscale.zoo.structure import Structure
+from petscale.surgery import replace_module
+from petscale.zoo.registry import shape_config
+from petscale.zoo.structure import Structure, family_for
 
-HEAD_MODES = ("trainable", "frozen", "label-words")
+HEAD_MODES = ("trainable", "frozen", "label-words", "auto")
 #: cosine similarities lie in [-1, 1]; this scale lets the softmax over classes get sharp.
 LABEL_WORDS_SCALE = 20.0
 
@@ -29,6 +33,37 @@ def head_parameters(model: nn.Module, structure: Structure) -> dict[str, nn.Para
         for pname, p in model.get_submodule(name).named_parameters():
             out[f"{name}.{pname}"] = p
     return out
+
+
+def head_count(model: nn.Module, structure: Structure) -> int:
+    """The head's trainable parameters, counted apart from the method's."""
+    return sum(p.numel() for p in head_parameters(model, structure).values())
+
+
+def resolve_head(mode: str, has_head: bool, model: str = "this model") -> str:
+    """The mode a model runs under: ``auto`` is ``frozen`` where the model has a classification
+    head (encoders) and ``label-words`` where it answers in words (T5, decoders: no head)."""
+    if mode not in HEAD_MODES:
+        raise UserError(f"unknown --head {mode!r}; choose one of {', '.join(HEAD_MODES)}")
+    if mode == "auto":
+        return "frozen" if has_head else "label-words"
+    if mode == "frozen" and not has_head:
+        raise UserError(
+            f"head 'frozen': {model} answers in words and has no classification head to freeze; "
+            "use head 'auto' (frozen on encoders, label words on T5 and decoders) or 'label-words'"
+        )
+    return mode
+
+
+def answers_in_words(model: str) -> bool:
+    """Whether the model named ``model`` has no classification head (T5, decoders), read from
+    its config alone; False where the config cannot be read (the trial then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a hub id read as its bundled config: fine here
+            return family_for(shape_config(model)).kind != "encoder"
+    except UserError:
+        return False
 
 
 def configure_head(
@@ -43,15 +78,15 @@ def configure_head(
     """Set the head's mode and what it reads (``pooling``, resolved by
     ``petscale.pooling.resolve_pooling``); returns a function that puts the original back.
 
-    A model without a head (T5, decoders answering in words) is left as it is.
-    ``label-words`` needs the classes' label words (in label order) and the tokenizer.
+    A model without a head (T5, decoders answering in words) is left as it is; ``frozen``
+    there is an error. ``label-words`` needs the classes' label words (in label order) and the
+    tokenizer; ``auto`` is resolved by ``resolve_head``.
     """
-    if mode not in HEAD_MODES:
-        raise UserError(f"unknown --head {mode!r}; choose one of {', '.join(HEAD_MODES)}")
     params = head_parameters(model, structure)
+    mode = resolve_head(mode, bool(params), f"this {structure.family} model")
     if not params:
         return lambda: None
-    unpool = use_pooling(model, pooling)
+    unpool = use_pooling(model, structure, pooling)
     if mode == "label-words":
         restore_head = _use_label_words(model, structure, label_words, tokenizer)
         return lambda: (restore_head(), unpool())
@@ -129,6 +164,6 @@ def _use_label_words(
     if len(label_words) != classes:
         raise UserError(f"{len(label_words)} label words for a head of {classes} classes")
     words = label_word_embeddings(model, tokenizer, label_words)
-    first_token = structure.family in ("roberta", "xlm-roberta", "mpnet")
+    first_token = structure.arch.head_reads == "first"
     original = replace_module(model, name, LabelWordsHead(words, first_token))
     return lambda: replace_module(model, name, original)

@@ -8,34 +8,23 @@ were never trained to give. ``mean`` gives the head the masked mean of the text'
 states; ``auto`` (the default) uses the pooling the checkpoint declares, else ``cls``.
 
 Soft tokens spliced into the stack's input are left out of the mean: the methods that add them
-(prompt, APET concat) set ``SOFT_POSITIONS`` on the stack to the span they occupy.
+(prompt, APET concat) record the span they occupy on the stack (``petscale.surgery``).
 """
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import call_kwargs
+from petscale.surgery import call_kwargs, soft_positions
 from petscale.zoo.structure import Structure
 
 POOLINGS = ("auto", "cls", "mean")
-#: attribute of an encoder stack: (start, count) of the soft positions in its output
-SOFT_POSITIONS = "petscale_soft_positions"
-
-
-def folder_pooling(folder: Path) -> str:
-    """``mean`` where a sentence-transformers folder declares mean pooling, else ``cls``."""
-    config = folder / "1_Pooling" / "config.json"
-    if not config.is_file():
-        return "cls"
-    return "mean" if json.loads(config.read_text()).get("pooling_mode_mean_tokens") else "cls"
 
 
 def resolve_pooling(requested: str, declared: str, structure: Structure) -> str:
@@ -52,15 +41,17 @@ def resolve_pooling(requested: str, declared: str, structure: Structure) -> str:
     return declared if requested == "auto" else requested
 
 
-def use_pooling(model: nn.Module, pooling: str) -> Callable[[], None]:
+def use_pooling(model: nn.Module, structure: Structure, pooling: str) -> Callable[[], None]:
     """Make the head read ``pooling``; returns a function that undoes it."""
     if pooling == "cls":
         return lambda: None
-    handle = model.base_model.register_forward_hook(_mean_pool, with_kwargs=True)
+    stack = model.get_submodule(structure.input_stacks()[0])
+    pool = functools.partial(_mean_pool, structure.arch.head_reads)
+    handle = stack.register_forward_hook(pool, with_kwargs=True)
     return handle.remove
 
 
-def _mean_pool(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+def _mean_pool(reads: str, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
     hidden = output.last_hidden_state
     mask = call_kwargs(module, args, kwargs).get("attention_mask")
     weights = (
@@ -68,11 +59,11 @@ def _mean_pool(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any
         if mask is None
         else mask.to(hidden.dtype)
     ).clone()
-    start, count = getattr(module, SOFT_POSITIONS, (0, 0))
+    start, count = soft_positions(module)
     weights[:, start : start + count] = 0.0  # soft tokens are not the text
     weights = weights.unsqueeze(-1)
     mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-    if getattr(output, "pooler_output", None) is not None:
+    if reads == "pooler":
         output.pooler_output = mean  # BERT: the head reads the pooler's output
     else:
         # RoBERTa and MPNet heads read the first position: put the mean there.

@@ -37,6 +37,7 @@ from torch import nn
 from petscale.errors import UserError
 from petscale.folders import recover, swap_in
 from petscale.methods.base import Delta, read_json_object, read_saved
+from petscale.settings import DEFAULTS
 from petscale.zoo.registry import is_local_folder
 
 HEAD_PREFIX = "head/"
@@ -191,8 +192,6 @@ _UNSET_TYPES: dict[str, type] = {"steps": int, "lr": float, "schedule": str}
 
 
 def _check_trial(folder: Path, trial: dict[str, Any]) -> None:
-    from petscale.trial import DEFAULTS  # trial imports this module
-
     for key in ("model", "task"):
         if not isinstance(trial.get(key), str) or not trial[key]:
             raise UserError(f"{folder}/trial.json: {key!r} must be a name or path (a string)")

@@ -25,7 +25,8 @@ import pandas as pd
 from petscale.analysis import thresholds
 from petscale.analysis.table import load_results
 from petscale.errors import UserError
-from petscale.study.spec import MethodEntry, Spec, check_counts, expand, trial_id
+from petscale.ids import trial_id
+from petscale.study.spec import MethodEntry, Spec, check_counts, expand
 
 #: Runs a list of trial configs into the study store (done ones are skipped).
 RunFn = Callable[[list[dict[str, Any]]], Any]

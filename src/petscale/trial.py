@@ -17,73 +17,35 @@ from accelerate import Accelerator
 
 from petscale import tracking
 from petscale.answers import answerer_for
-from petscale.budget import attach_method, check_options, finite, head_count
+from petscale.budget import attach_method, check_options
 from petscale.errors import UserError
 from petscale.features import encode_splits
-from petscale.heads import configure_head, head_parameters
+from petscale.heads import (
+    answers_in_words,
+    configure_head,
+    head_count,
+    head_parameters,
+    resolve_head,
+)
+from petscale.ids import trial_id
 from petscale.methods import get_method, option_names
 from petscale.methods.base import Delta
-from petscale.methods.soft_tokens import position_limit
 from petscale.pooling import resolve_pooling
 from petscale.run_folder import check_out, save_run
-from petscale.study.spec import trial_id
-from petscale.tasks import DEFAULT_TASK, get_task
+from petscale.settings import TrialConfig
+from petscale.tasks import get_task
 from petscale.tasks.base import TaskSpec
-from petscale.train import SCHEDULES, TrainConfig, evaluate, peak_memory_mb, train
+from petscale.train import TrainConfig, evaluate, peak_memory_mb, train
 from petscale.zoo.loader import LoadedModel, load_model
-from petscale.zoo.registry import DEFAULT_MODEL, shape_config
-from petscale.zoo.structure import Structure, structure_of
-
-DEFAULTS: dict[str, Any] = {
-    "model": DEFAULT_MODEL,
-    "task": DEFAULT_TASK,
-    "task_options": {},  # data_dir, text_field, text_pair_field, label_field, encoding
-    "method": "lora",
-    "options": {},
-    "head": "trainable",
-    "pooling": "auto",  # what the head reads: auto (the checkpoint's own), cls or mean
-    "steps": None,  # None: one epoch of the training split
-    "batch_size": 32,
-    "lr": None,  # None: the method's default learning rate
-    "schedule": None,  # None: the method's default (linear decay; constant for apet)
-    "max_length": 128,
-    "max_new_tokens": 64,  # generation tasks: the longest answer trained on and generated
-    "eval_batch_size": 32,
-    "eval_every": 0,  # 0: evaluate at the end only
-    "eval_limit": 0,  # 0: whole dev and test splits; N: the same N examples of each, every trial
-    "seed": 0,
-    "precision": "no",  # mixed precision: no, bf16 or fp16 (fp16 needs a GPU)
-}
-
-PRECISIONS = ("no", "bf16", "fp16")
-MAX_LR = 10.0  # AdamW's useful rates are below 1; prompt tuning's largest about 0.3
+from petscale.zoo.registry import shape_config
+from petscale.zoo.structure import Structure, position_limit, structure_of
 
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
-    """Fill defaults and check values; unknown keys are errors."""
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise UserError(f"unknown trial setting(s) {unknown}; known: {sorted(DEFAULTS)}")
-    out = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
-    for key in ("options", "task_options"):
-        out[key] = {k: v for k, v in dict(out[key]).items() if v is not None}
+    """Fill defaults and check values (:class:`petscale.settings.TrialConfig`) and the method's
+    options; unknown keys are errors. A max length past the model's positions is lowered."""
+    out = TrialConfig.parse(config).to_dict()
     get_method(out["method"])
-    for key in ("steps", "batch_size", "max_length", "max_new_tokens", "eval_batch_size"):
-        if out[key] is not None and int(out[key]) <= 0:
-            raise UserError(f"--{key.replace('_', '-')} must be positive, got {out[key]}")
-    for key in ("eval_every", "eval_limit"):
-        if out[key] < 0:
-            raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {out[key]}")
-    if out["schedule"] not in (None, *SCHEDULES):
-        raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
-    if out["precision"] not in PRECISIONS:
-        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    for key, value in out.items():  # inf, nan or past 64 bits: torch would fail or train NaN
-        finite(f"--{key.replace('_', '-')}", value)
-    if out["lr"] is not None and not out["lr"] > 0:
-        raise UserError(f"--lr must be positive, got {out['lr']}")
-    if out["lr"] is not None and out["lr"] > MAX_LR:  # AdamW's first step overflows near 1e37
-        raise UserError(f"--lr {out['lr']} is far above any useful rate; use at most {MAX_LR}")
     check_options(out["method"], out["options"])  # before any data or weights are loaded
     limit = _positions(out["model"])
     if limit is not None and out["max_length"] > limit:
@@ -163,6 +125,8 @@ def run_trial(
     trackers; it is not part of the config, so it never changes the trial's id.
     """
     cfg = normalize(config)
+    # a head the model lacks (head frozen on a decoder) is refused before any weight loads
+    resolve_head(cfg["head"], not answers_in_words(cfg["model"]), cfg["model"])
     if out is not None:
         check_out(Path(out))
     started = time.perf_counter()

@@ -89,7 +89,7 @@ def answer_logprobs(
     """
     targets = labels[:, 1:]
     chosen = targets != IGNORE
-    backbone = model.base_model
+    backbone = _backbone(model)
     if backbone is model:  # no separate LM head to apply: take the model's logits
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
         logits = logits[:, :-1][chosen]
@@ -98,6 +98,14 @@ def answer_logprobs(
         logits = _softcap(model, model.get_output_embeddings()(hidden[:, :-1][chosen]))
     logp = logits.float().log_softmax(-1).gather(-1, targets[chosen][:, None]).squeeze(-1)
     return logp, chosen.nonzero()[:, 0]
+
+
+def _backbone(model: nn.Module) -> nn.Module:
+    """The stack under the LM head. Gemma 3's causal LM is its own ``base_model`` (its prefix
+    names a multimodal wrapper's attribute); ``get_decoder`` finds its text stack."""
+    if model.base_model is not model:
+        return model.base_model
+    return model.get_decoder() if hasattr(model, "get_decoder") else model
 
 
 def _softcap(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:

@@ -12,51 +12,17 @@ from rich.console import Console
 
 from petscale.cli import options as o
 from petscale.errors import UserError
+from petscale.settings import DEFAULTS
 
 console = Console(stderr=True)
 
 
 @o.with_method_options
+@o.with_trial_settings
 def tune(
-    model: o.Model = "minilm-l6",
-    task: o.Task = "rotten_tomatoes",
-    method: o.Method = "lora",
-    steps: Annotated[
-        int | None, typer.Option(help="Optimisation steps (default: one epoch).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
-    max_length: Annotated[int, typer.Option(help="Truncate inputs to this many tokens.")] = 128,
-    eval_every: Annotated[
-        int, typer.Option(help="Evaluate on dev every N steps (0: at the end).")
-    ] = 0,
-    eval_limit: Annotated[
-        int,
-        typer.Option(
-            help="Score dev and test on this many examples each, the same ones every run "
-            "(0: whole splits)."
-        ),
-    ] = 0,
-    head: Annotated[
-        str, typer.Option(help="Classification head: trainable, frozen, label-words.")
-    ] = "trainable",
-    pooling: Annotated[
-        str,
-        typer.Option(
-            help="What an encoder's head reads: auto (the checkpoint's own pooling), cls, mean."
-        ),
-    ] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for data order, initialisation and masks.")] = 0,
-    schedule: Annotated[
-        str | None, typer.Option(help="After warmup: linear or constant (default: the method's).")
-    ] = None,
-    max_new_tokens: Annotated[
-        int, typer.Option(help="Generation tasks: the longest answer, in tokens.")
-    ] = 64,
-    eval_batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 32,
-    precision: Annotated[
-        str, typer.Option(help="Mixed precision via accelerate: no, bf16 or fp16 (GPU).")
-    ] = "no",
+    model: o.Model = DEFAULTS["model"],
+    task: o.Task = DEFAULTS["task"],
+    method: o.Method = DEFAULTS["method"],
     out: Annotated[
         Path | None, typer.Option(help="Write the trained delta, config and metrics here.")
     ] = None,
@@ -78,6 +44,7 @@ def tune(
         ),
     ] = None,
     json_output: o.Json = False,
+    settings: dict[str, Any] | None = None,
     method_options: dict[str, Any] | None = None,
 ) -> None:
     """Tune one model on one task with one method, and report dev (and test) scores."""
@@ -92,19 +59,7 @@ def tune(
         progress=not json_output and sys.stderr.isatty(),
         track=track,
         track_dir=track_dir,
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        max_length=max_length,
-        eval_every=eval_every,
-        eval_limit=eval_limit,
-        head=head,
-        pooling=pooling,
-        seed=seed,
-        precision=precision,
-        schedule=schedule,
-        max_new_tokens=max_new_tokens,
-        eval_batch_size=eval_batch_size,
+        **(settings or {}),
         data_dir=data_dir,
         text_field=text_field,
         text_pair_field=text_pair_field,
@@ -120,8 +75,8 @@ def tune(
 
 @o.with_method_options
 def count(
-    model: o.Model = "minilm-l6",
-    method: o.Method = "lora",
+    model: o.Model = DEFAULTS["model"],
+    method: o.Method = DEFAULTS["method"],
     num_labels: Annotated[int, typer.Option(help="Classes of the head (encoders).")] = 2,
     json_output: o.Json = False,
     method_options: dict[str, Any] | None = None,

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import Delta, MethodConfig
+from petscale.methods.base import Delta, MethodConfig, PeftAdapter
 from petscale.zoo.structure import Structure
 
 #: name -> one-line summary. Method ``m`` lives in module ``petscale.methods.m``, which
@@ -28,20 +28,36 @@ METHODS: dict[str, str] = {
 }
 
 
+#: name -> module, for a method that lives outside this package (a plugin, a test's toy).
+MODULES: dict[str, str] = {}
+
+
+def register_method(name: str, summary: str, module: str) -> None:
+    """Add method ``name`` from ``module`` (its ``CONFIG`` and ``attach``): the CLI (built
+    after), the Python API and study specs then take it and its options like any other."""
+    METHODS[name] = summary
+    MODULES[name] = module
+    get_method.cache_clear()
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
     config_class: type[MethodConfig]
     attach: Callable[[nn.Module, Structure, Any], Delta]
     summary: str
+    #: ``to_peft(tensors, config, structure, head) -> PeftAdapter`` where the module defines
+    #: one (``petscale export``); None: PEFT has no counterpart
+    to_peft: Callable[..., PeftAdapter] | None = None
 
 
 @cache
 def get_method(name: str) -> Method:
     if name not in METHODS:
         raise UserError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    module = importlib.import_module(f"petscale.methods.{name}")
-    return Method(name, module.CONFIG, module.attach, METHODS[name])
+    module = importlib.import_module(MODULES.get(name, f"petscale.methods.{name}"))
+    to_peft = getattr(module, "to_peft", None)
+    return Method(name, module.CONFIG, module.attach, METHODS[name], to_peft)
 
 
 def option_names(name: str) -> set[str]:
@@ -52,6 +68,13 @@ def option_names(name: str) -> set[str]:
 def has_budget(name: str) -> bool:
     """Whether ``--budget`` can size the method (full and probe have fixed sizes)."""
     return get_method(name).config_class.size_option is not None or "budget" in option_names(name)
+
+
+def check_match(target: Any) -> None:
+    """``match`` names a method whose default count to take (APET has no default)."""
+    if target not in METHODS or target == "apet":
+        known = ", ".join(m for m in METHODS if m != "apet")
+        raise UserError(f"--match {target!r} is not a method to match; choose: {known}")
 
 
 def make_config(method: str, options: dict[str, Any]) -> MethodConfig:
@@ -73,8 +96,10 @@ __all__ = [
     "Delta",
     "Method",
     "MethodConfig",
+    "check_match",
     "get_method",
     "has_budget",
     "make_config",
     "option_names",
+    "register_method",
 ]

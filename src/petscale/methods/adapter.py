@@ -15,16 +15,9 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import (
-    Delta,
-    MethodConfig,
-    Wrapper,
-    freeze,
-    new_tensor,
-    positive,
-    replace_module,
-)
+from petscale.methods.base import Delta, MethodConfig, freeze, new_tensor, positive
 from petscale.methods.targets import linear_targets
+from petscale.surgery import Wrapper, replace_module
 from petscale.zoo.structure import Structure, in_out_features
 
 #: OpenDelta's adapters used gelu_new, the tanh approximation of GELU: "gelu" here.
@@ -54,6 +47,8 @@ class AdapterConfig(MethodConfig):
 class AdapterOutput(Wrapper):
     """``y = base(x)`` followed by ``y + up(act(down(y)))``."""
 
+    mergeable = False  # the activation between down and up is no linear map to fold
+
     def __init__(self, base: nn.Module, bottleneck: int, activation: str):
         super().__init__(base)
         width = in_out_features(base)[1]
@@ -70,6 +65,15 @@ class AdapterOutput(Wrapper):
         out = self.base(*args, **kwargs)
         hidden = self.act(nn.functional.linear(out, self.down_weight, self.down_bias))
         return out + nn.functional.linear(hidden, self.up_weight, self.up_bias)
+
+    def merge(self) -> None:
+        raise UserError(
+            "adapters (a non-linear bottleneck after a projection) cannot be merged into the "
+            "base weights"
+        )
+
+    def unmerge(self) -> None:
+        """Never merged."""
 
 
 class AdapterDelta(Delta):
@@ -94,6 +98,7 @@ def attach(model: nn.Module, structure: Structure, config: AdapterConfig) -> Ada
         wrapper = AdapterOutput(base, config.bottleneck, config.activation)
         replace_module(model, name, wrapper)
         delta.adapters[name] = wrapper
+        delta.layers.append(wrapper)
         delta.on_detach(lambda name=name, base=base: replace_module(model, name, base))
     return delta
 

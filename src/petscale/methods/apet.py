@@ -2,9 +2,11 @@
 
 Options: ``budget`` K (or ``match``: K = that method's default count on the model; neither:
 LoRA's), ``pattern`` adjacent|discrete, ``op`` add|plug|concat, ``granularity`` element|tensor,
-``targets`` and ``seed``. Placement rules are in :mod:`petscale.methods.apet_placement`, the
-plug/concat modules in :mod:`petscale.methods.apet_ops`, storage and forward in
-:mod:`petscale.methods.sparse`; ``docs/APET.md`` describes all of it.
+``targets`` and ``seed``. The sizing step (:func:`petscale.budget.resolve_config`) turns a
+``match`` into K before ``attach``, which takes a plain K. Placement rules are in
+:mod:`petscale.methods.apet_placement`, the plug/concat modules in
+:mod:`petscale.methods.apet_ops`, storage and forward in :mod:`petscale.methods.sparse`;
+``docs/APET.md`` describes all of it.
 
 Each trained tensor is stored as a 1-D vector of values (the only Parameters) plus sorted
 flat indices (a buffer). The indices are a pure function of the config; they are saved beside
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods import METHODS, make_config
+from petscale.methods import check_match
 from petscale.methods.apet_ops import (
     Plug,
     Plugged,
@@ -37,10 +39,11 @@ from petscale.methods.apet_placement import (
     generator,
     tensor_shares,
 )
-from petscale.methods.base import Delta, MethodConfig, freeze, positive, replace_module
+from petscale.methods.base import Delta, MethodConfig, Unmergeable, freeze, positive
 from petscale.methods.soft_tokens import attach_soft_tokens
 from petscale.methods.sparse import SparseLinear, index_dtype, runs
 from petscale.methods.targets import linear_targets
+from petscale.surgery import replace_module
 from petscale.zoo.structure import Structure, in_out_features
 
 OPS = ("add", "plug", "concat")
@@ -53,8 +56,8 @@ VALUES, INDICES = "apet_values", "apet_indices"
 
 @dataclass
 class ApetConfig(MethodConfig):
-    budget: int | None = None  # exact K; None: the budget of ``match``
-    match: str | None = None  # None (and no budget): LoRA's default budget
+    budget: int | None = None  # exact K; None: the sizing step sets it from ``match``
+    match: str | None = None  # None (and no budget): ``default_match``
     pattern: str = "discrete"
     op: str = "add"
     granularity: str = "element"
@@ -62,17 +65,16 @@ class ApetConfig(MethodConfig):
     seed: int = 0
 
     size_option: ClassVar[str | None] = None  # the budget is native
+    default_match: ClassVar[str] = "lora"  # K when neither budget nor match is given
     default_lr: ClassVar[float] = 1e-3
     default_schedule: ClassVar[str] = "constant"  # as the study's published APET runs
-    mergeable: ClassVar[bool] = True  # op add only; plug and concat refuse to merge
 
     def validate(self) -> None:
         positive("budget", self.budget)
         if self.budget is not None and self.match is not None:
             raise UserError("give either --budget or --match for apet, not both")
-        if self.match is not None and (self.match not in METHODS or self.match == "apet"):
-            known = ", ".join(m for m in METHODS if m != "apet")
-            raise UserError(f"--match {self.match!r} is not a method to match; choose: {known}")
+        if self.match is not None:
+            check_match(self.match)
         for name, value, allowed in (
             ("pattern", self.pattern, PATTERNS),
             ("op", self.op, OPS),
@@ -118,26 +120,6 @@ class ApetDelta(Delta):
                 )
         super().load_state_dict({k: v for k, v in tensors.items() if not k.endswith(INDICES)})
 
-    def _merge(self) -> None:
-        if self.config.op != "add":
-            super()._merge()
-        for site in self.sites.values():
-            site.merge()
-
-    def _unmerge(self) -> None:
-        for site in self.sites.values():
-            site.unmerge()
-
-
-def resolve_budget(model: nn.Module, config: ApetConfig) -> int:
-    """K: ``budget``, else the default count of ``match`` (LoRA when unset) on this model."""
-    if config.budget is not None:
-        return config.budget
-    from petscale.budget import count_method  # budget imports the method registry
-
-    method = config.match or "lora"
-    return count_method(model, method, make_config(method, {}))
-
 
 def place(
     tensors: dict[str, torch.Tensor], budget: int, config: ApetConfig
@@ -178,6 +160,7 @@ def _attach_add(delta: ApetDelta, targets: str) -> None:
         name = tensor.removesuffix(".weight")
         base = model.get_submodule(name)
         delta.sites[tensor] = layer = SparseLinear(base, idx)
+        delta.layers.append(layer)
         replace_module(model, name, layer)
         delta.on_detach(lambda name=name, base=base: replace_module(model, name, base))
 
@@ -195,6 +178,7 @@ def _attach_plug(delta: ApetDelta, targets: str) -> None:
         plugs[name] = plug = Plug(dims[name], width, like, gen)
         base = replace_module(model, name, Plugged(model.get_submodule(name), plug))
         delta.on_detach(lambda name=name, base=base: replace_module(model, name, base))
+        delta.layers.append(Unmergeable(f"apet's plug after {name} (a module of its own)"))
     weights = {
         f"{name}.plug.{part}.weight": getattr(plug, part).weight
         for name, plug in plugs.items()
@@ -229,6 +213,7 @@ def _attach_concat(delta: ApetDelta) -> None:
     at = 1 if delta.structure.kind == "encoder" else 0
     _, remove_hooks = attach_soft_tokens(model, delta.structure, soft, length, at)
     delta.sites["apet_prompt.prompt"] = soft
+    delta.layers.append(Unmergeable("apet --op concat's soft tokens"))
 
     def remove() -> None:
         remove_hooks()
@@ -239,7 +224,9 @@ def _attach_concat(delta: ApetDelta) -> None:
 
 def attach(model: nn.Module, structure: Structure, config: ApetConfig) -> ApetDelta:
     config.validate()
-    delta = ApetDelta(model, structure, config, resolve_budget(model, config))
+    if config.budget is None:  # a programming error: every caller sizes first
+        raise ValueError("apet attaches a plain K: size its config with budget.resolve_config")
+    delta = ApetDelta(model, structure, config, config.budget)
     freeze(model, delta)
     if config.op == "add":
         _attach_add(delta, config.targets or ADD_TARGETS)

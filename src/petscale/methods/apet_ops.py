@@ -21,10 +21,12 @@ import math
 import torch
 from torch import nn
 
+from petscale.methods.adapter import AdapterConfig
+from petscale.methods.prompt import PromptConfig
 from petscale.methods.sparse import SparseLinear, add_into
 
-ADAPTER_WIDTH = 24
-PROMPT_LENGTH = 100
+ADAPTER_WIDTH = AdapterConfig.bottleneck  # the adapter method's default width
+PROMPT_LENGTH = PromptConfig.length  # the prompt method's default length
 
 
 def plug_width(budget: int, dim: int, plugs: int) -> int:

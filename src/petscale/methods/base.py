@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from safetensors import SafetensorError
@@ -30,8 +29,6 @@ class MethodConfig:
     size_option: ClassVar[str | None] = None
     #: learning rate used when the user gives none
     default_lr: ClassVar[float] = 1e-3
-    #: whether the method's delta folds into the base weights
-    mergeable: ClassVar[bool] = False
     #: learning-rate schedule after warmup when the user gives none (train.SCHEDULES)
     default_schedule: ClassVar[str] = "linear"
 
@@ -47,17 +44,66 @@ class MethodConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class PeftAdapter:
+    """A saved delta in PEFT's terms, as a method's optional ``to_peft`` gives it."""
+
+    peft_type: str  # PEFT's name of the method: LORA, PROMPT_TUNING ...
+    config: dict[str, Any]  # the method's own keys of adapter_config.json
+    weights: dict[str, torch.Tensor]  # the delta's tensors under PEFT's names
+    prefix: str  # where PEFT nests the model's own modules (the head, modules_to_save)
+
+
 def positive(name: str, value: float | None) -> None:
     """Shared check: an option that must be > 0."""
     if value is not None and value <= 0:
         raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 
+class Layer(Protocol):
+    """One piece of a delta (a wrapped projection, a trained bias, soft tokens ...): it says
+    whether it folds into the base weights, and folds and unfolds itself."""
+
+    mergeable: bool
+
+    def merge(self) -> None: ...
+
+    def unmerge(self) -> None: ...
+
+
+class InPlace:
+    """Tensors of the model itself that train (full fine-tuning, BitFit's biases): merged from
+    the start, nothing to fold."""
+
+    mergeable = True
+
+    def merge(self) -> None:
+        """Nothing to fold."""
+
+    def unmerge(self) -> None:
+        """Nothing to unfold."""
+
+
+@dataclass(frozen=True)
+class Unmergeable:
+    """A part of a delta the base weights have no room for (modules of its own, soft tokens, a
+    bias added by a hook); ``what`` names it in the error."""
+
+    what: str
+    mergeable: ClassVar[bool] = False
+
+    def merge(self) -> None:
+        raise UserError(f"{self.what} cannot be merged into the base weights")
+
+    def unmerge(self) -> None:
+        """Never merged."""
+
+
 class Delta:
     """The trainable part a method added to a model.
 
     It knows its tensors and their exact count, saves and loads them alone, merges into the
-    base weights where the method allows it, and detaches, leaving the model as it was.
+    base weights where every one of its layers can, and detaches, leaving the model as it was.
     """
 
     def __init__(self, model: nn.Module, structure: Structure, method: str, config: MethodConfig):
@@ -66,18 +112,14 @@ class Delta:
         self.method = method
         self.config = config
         self.merged = False
+        #: what the method put into the model, registered by ``attach``; ``merge`` asks them
+        self.layers: list[Layer] = []
         self._undo: list[Callable[[], None]] = []
 
     # -- what subclasses provide -------------------------------------------------------------
     def parameters(self) -> dict[str, nn.Parameter]:
         """The method's own trainable tensors by stable name (the head is not among them)."""
         raise NotImplementedError
-
-    def _merge(self) -> None:
-        raise UserError(f"method {self.method!r} cannot be merged into the base weights")
-
-    def _unmerge(self) -> None:
-        raise UserError(f"method {self.method!r} cannot be merged into the base weights")
 
     # -- shared behaviour --------------------------------------------------------------------
     @property
@@ -88,14 +130,27 @@ class Delta:
         """Register a step that detach() runs (in reverse order) to restore the model."""
         self._undo.append(undo)
 
+    @property
+    def mergeable(self) -> bool:
+        """Whether ``merge`` can fold every layer into the base weights."""
+        return all(layer.mergeable for layer in self.layers)
+
     def merge(self) -> None:
-        if not self.merged:
-            self._merge()
-            self.merged = True
+        """Fold every layer into the base weights; ``unmerge`` restores them bit for bit. A
+        delta with a layer that cannot merge raises (that layer's error) before touching any."""
+        if self.merged:
+            return
+        blocking = next((layer for layer in self.layers if not layer.mergeable), None)
+        if blocking is not None:
+            blocking.merge()  # raises, naming what cannot merge
+        for layer in self.layers:
+            layer.merge()
+        self.merged = True
 
     def unmerge(self) -> None:
         if self.merged:
-            self._unmerge()
+            for layer in reversed(self.layers):
+                layer.unmerge()
             self.merged = False
 
     def detach(self) -> None:
@@ -149,10 +204,9 @@ def read_json_object(path: Path) -> dict[str, Any]:
 
 
 def read_saved(folder: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The (config, tensors) a Delta.save wrote, checked: a known method, its options as an
-    object, and a whole safetensors file (tensors are only read, never unpickled)."""
-    from petscale.methods import get_method  # the method registry imports this module
-
+    """The (config, tensors) a Delta.save wrote, checked: a method name, its options as an
+    object, and a whole safetensors file (tensors are only read, never unpickled). Whether the
+    method is known and its options fit is the registry's check (``make_config``)."""
     folder = Path(folder)
     for name in (DELTA_CONFIG, DELTA_WEIGHTS):
         if not (folder / name).is_file():
@@ -162,7 +216,6 @@ def read_saved(folder: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tens
         raise UserError(
             f"{folder / DELTA_CONFIG} needs 'method' (a name) and 'options' (an object)"
         )
-    get_method(meta["method"])
     try:
         tensors = load_file(folder / DELTA_WEIGHTS)
     except (SafetensorError, OSError) as err:
@@ -185,34 +238,6 @@ def freeze(model: nn.Module, delta: Delta) -> None:
                 p.requires_grad_(flags[name])
 
     delta.on_detach(restore)
-
-
-def replace_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
-    """Put ``new`` where module ``name`` was; return the old module."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    old = getattr(parent, child)
-    setattr(parent, child, new)
-    return old
-
-
-class Wrapper(nn.Module):
-    """A module put in the place of ``base`` that runs it. Code that reads the replaced
-    module's ``.weight`` (T5's feed-forward checks its dtype) still finds the base weight."""
-
-    def __init__(self, base: nn.Module):
-        super().__init__()
-        self.base = base
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.base.weight
-
-
-def call_kwargs(module: nn.Module, args: tuple, kwargs: dict) -> dict:
-    """A hook's view of a call: positional arguments named as ``module.forward`` names them."""
-    names = list(inspect.signature(module.forward).parameters)
-    return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
 def new_tensor(like: torch.Tensor, *shape: int, zeros: bool = False) -> torch.Tensor:

@@ -15,7 +15,15 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import Delta, MethodConfig, freeze, new_tensor, positive
+from petscale.methods.base import (
+    Delta,
+    InPlace,
+    MethodConfig,
+    Unmergeable,
+    freeze,
+    new_tensor,
+    positive,
+)
 from petscale.zoo.structure import Structure
 
 BIAS_SETS = ("convention", "all")
@@ -29,7 +37,6 @@ class BitFitConfig(MethodConfig):
 
     size_option: ClassVar[str | None] = "layers"
     default_lr: ClassVar[float] = 3e-3
-    mergeable: ClassVar[bool] = True  # the trained biases are the model's own tensors
 
     def validate(self) -> None:
         if self.biases not in BIAS_SETS:
@@ -49,12 +56,6 @@ class BitFitDelta(Delta):
     def parameters(self) -> dict[str, nn.Parameter]:
         return {f"{name}.bias": bias for name, bias in self.biases.items()}
 
-    def _merge(self) -> None:
-        """Nothing to fold: the biases are trained in place."""
-
-    def _unmerge(self) -> None:
-        """Nothing to unfold."""
-
 
 def attach(model: nn.Module, structure: Structure, config: BitFitConfig) -> BitFitDelta:
     config.validate()
@@ -69,7 +70,7 @@ def attach(model: nn.Module, structure: Structure, config: BitFitConfig) -> BitF
             _train_in_place(delta, own)
             delta.biases[name] = own
         else:
-            delta.biases[name] = _add_zero_bias(delta, module)
+            delta.biases[name] = _add_zero_bias(delta, name, module)
     return delta
 
 
@@ -114,10 +115,13 @@ def _train_in_place(delta: Delta, bias: nn.Parameter) -> None:
 
     bias.requires_grad_(True)
     delta.on_detach(restore)  # freeze()'s undo, registered earlier, runs later: flags too
+    delta.layers.append(InPlace())
 
 
-def _add_zero_bias(delta: Delta, module: nn.Module) -> nn.Parameter:
-    """A trainable zero bias for a module without one (T5's linears and RMS norms)."""
+def _add_zero_bias(delta: Delta, name: str, module: nn.Module) -> nn.Parameter:
+    """A trainable zero bias for a module without one (T5's linears and RMS norms). A linear
+    layer's own forward adds it (merged from the start); a norm has no bias of its own, so a
+    hook adds it, which no base weight can hold."""
     if isinstance(module, nn.Linear):
         width = module.out_features
     elif isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() == 1:
@@ -128,8 +132,11 @@ def _add_zero_bias(delta: Delta, module: nn.Module) -> nn.Parameter:
     if "bias" in module._parameters:  # declared as None: the module's own forward adds it
         module.bias = bias
         delta.on_detach(lambda: module.register_parameter("bias", None))
+        delta.layers.append(InPlace())
         return bias
     module.register_parameter("bias", bias)
+    kind = type(module).__name__
+    delta.layers.append(Unmergeable(f"bitfit's bias on {name} (a {kind}, which has none)"))
     handle = module.register_forward_hook(lambda _m, _i, out: out + bias)
 
     def remove() -> None:

@@ -8,14 +8,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from petscale.methods.base import Delta, MethodConfig
+from petscale.methods.base import Delta, InPlace, MethodConfig
 from petscale.zoo.structure import Structure
 
 
 @dataclass
 class FullConfig(MethodConfig):
     default_lr: ClassVar[float] = 5e-5
-    mergeable: ClassVar[bool] = True  # the trained weights already are the base weights
 
 
 class FullDelta(Delta):
@@ -27,16 +26,11 @@ class FullDelta(Delta):
             if not name.startswith(tuple(f"{h}." for h in head))
         }
 
-    def _merge(self) -> None:
-        """Nothing to fold: full fine-tuning trains the base weights in place."""
-
-    def _unmerge(self) -> None:
-        """Nothing to unfold."""
-
 
 def attach(model: nn.Module, structure: Structure, config: FullConfig) -> FullDelta:
     config.validate()
     delta = FullDelta(model, structure, "full", config)
+    delta.layers.append(InPlace())  # the trained weights already are the base weights
     params = delta.parameters()
     # detach() must give back the pretrained model, so keep its weights and flags.
     original = {name: p.detach().clone() for name, p in params.items()}

@@ -10,16 +10,9 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import (
-    Delta,
-    MethodConfig,
-    Wrapper,
-    freeze,
-    new_tensor,
-    positive,
-    replace_module,
-)
+from petscale.methods.base import Delta, MethodConfig, PeftAdapter, freeze, new_tensor, positive
 from petscale.methods.targets import linear_targets
+from petscale.surgery import Wrapper, replace_module
 from petscale.zoo.structure import Structure, in_out_features, is_transposed
 
 
@@ -32,7 +25,6 @@ class LoraConfig(MethodConfig):
 
     size_option: ClassVar[str | None] = "rank"
     default_lr: ClassVar[float] = 1e-3
-    mergeable: ClassVar[bool] = True
 
     def validate(self) -> None:
         positive("rank", self.rank)
@@ -42,7 +34,10 @@ class LoraConfig(MethodConfig):
 
 
 class LoraLinear(Wrapper):
-    """``base(x) + scaling * B(A(dropout(x)))``; B starts at zero so the output is unchanged."""
+    """``base(x) + scaling * B(A(dropout(x)))``; B starts at zero so the output is unchanged.
+    Merged, the update is added to the base weight and the low-rank path is skipped."""
+
+    mergeable = True
 
     def __init__(self, base: nn.Module, rank: int, alpha: float, dropout: float):
         super().__init__(base)
@@ -67,6 +62,17 @@ class LoraLinear(Wrapper):
         low_rank = nn.functional.linear(self.dropout(x), self.lora_A)
         return out + nn.functional.linear(low_rank, self.lora_B) * self.scaling
 
+    def merge(self) -> None:
+        with torch.no_grad():
+            # Keep the original weight so unmerge and detach restore it bit for bit.
+            self.merged_from = self.base.weight.detach().clone()
+            self.base.weight += self.delta_weight()
+
+    def unmerge(self) -> None:
+        with torch.no_grad():
+            self.base.weight.copy_(self.merged_from)
+        self.merged_from = None
+
 
 class LoraDelta(Delta):
     def __init__(self, model: nn.Module, structure: Structure, config: LoraConfig):
@@ -80,19 +86,6 @@ class LoraDelta(Delta):
             out[f"{name}.lora_B"] = wrapper.lora_B
         return out
 
-    def _merge(self) -> None:
-        with torch.no_grad():
-            for wrapper in self.wrappers.values():
-                # Keep the original weight so unmerge and detach restore it bit for bit.
-                wrapper.merged_from = wrapper.base.weight.detach().clone()
-                wrapper.base.weight += wrapper.delta_weight()
-
-    def _unmerge(self) -> None:
-        with torch.no_grad():
-            for wrapper in self.wrappers.values():
-                wrapper.base.weight.copy_(wrapper.merged_from)
-                wrapper.merged_from = None
-
 
 def attach(model: nn.Module, structure: Structure, config: LoraConfig) -> LoraDelta:
     config.validate()
@@ -103,8 +96,27 @@ def attach(model: nn.Module, structure: Structure, config: LoraConfig) -> LoraDe
         wrapper = LoraLinear(base, config.rank, config.alpha, config.dropout)
         replace_module(model, name, wrapper)
         delta.wrappers[name] = wrapper
+        delta.layers.append(wrapper)
         delta.on_detach(lambda name=name, base=base: replace_module(model, name, base))
     return delta
+
+
+def to_peft(
+    tensors: dict[str, torch.Tensor], config: LoraConfig, structure: Structure, head: bool
+) -> PeftAdapter:
+    """PEFT's LORA adapter: the same A and B, under PEFT's names."""
+    targets = sorted({k.rsplit(".", 1)[0] for k in tensors})
+    options = {
+        "r": config.rank,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "target_modules": targets,
+        "fan_in_fan_out": structure.arch.transposed,  # Conv1D stores (in, out)
+        "bias": "none",
+    }
+    prefix = "base_model.model."
+    weights = {f"{prefix}{k}.weight": v for k, v in tensors.items()}
+    return PeftAdapter("LORA", options, weights, prefix)
 
 
 CONFIG = LoraConfig

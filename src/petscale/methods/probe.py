@@ -19,18 +19,11 @@ from petscale.zoo.structure import Structure
 @dataclass
 class ProbeConfig(MethodConfig):
     default_lr: ClassVar[float] = 1e-3
-    mergeable: ClassVar[bool] = True  # nothing to fold
 
 
 class ProbeDelta(Delta):
     def parameters(self) -> dict[str, nn.Parameter]:
         return {}
-
-    def _merge(self) -> None:
-        """Nothing to fold: the backbone is untouched."""
-
-    def _unmerge(self) -> None:
-        """Nothing to unfold."""
 
 
 def attach(model: nn.Module, structure: Structure, config: ProbeConfig) -> ProbeDelta:

@@ -21,7 +21,15 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import Delta, MethodConfig, freeze, new_tensor, positive
+from petscale.methods.base import (
+    Delta,
+    MethodConfig,
+    PeftAdapter,
+    Unmergeable,
+    freeze,
+    new_tensor,
+    positive,
+)
 from petscale.methods.soft_tokens import attach_soft_tokens
 from petscale.zoo.structure import Structure
 
@@ -67,6 +75,7 @@ def attach(model: nn.Module, structure: Structure, config: PromptConfig) -> Prom
     stack, remove_hooks = attach_soft_tokens(model, structure, lambda: prompt, config.length)
     stack.register_parameter(PARAM, prompt)
     delta.prompt = prompt
+    delta.layers.append(Unmergeable("prompt tuning's soft tokens"))
 
     def remove() -> None:
         remove_hooks()
@@ -89,6 +98,25 @@ def _initialise(prompt: nn.Parameter, embeddings: nn.Module, init: str) -> None:
             ids = torch.randint(0, vocabulary.shape[0], (prompt.shape[0],))
             # through the module: Gemma scales its embeddings by sqrt(hidden) on the way out
             prompt.copy_(embeddings(ids.to(vocabulary.device)))
+
+
+def to_peft(
+    tensors: dict[str, torch.Tensor], config: PromptConfig, structure: Structure, head: bool
+) -> PeftAdapter:
+    """PEFT's PROMPT_TUNING adapter, for encoders and for decoders without a head."""
+    if structure.kind == "encoder-decoder" or (structure.kind == "decoder" and head):
+        raise UserError(
+            "PEFT's prompt tuning differs from petscale's on T5 (it also prompts the "
+            "decoder) and on decoder classifiers (it pools another token): not exported"
+        )
+    prompt = tensors[PARAM]
+    options = {
+        "num_virtual_tokens": prompt.shape[0],
+        "token_dim": prompt.shape[1],
+        "num_transformer_submodules": 1,
+    }
+    # PEFT wraps prompt-learning models one level less deep than LoRA's
+    return PeftAdapter("PROMPT_TUNING", options, {"prompt_embeddings": prompt}, "base_model.")
 
 
 CONFIG = PromptConfig

@@ -20,18 +20,15 @@ limit). During cached generation the soft tokens are in the cache after the firs
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig
 
 from petscale.errors import UserError
-from petscale.methods.base import call_kwargs
-from petscale.pooling import SOFT_POSITIONS
-from petscale.zoo.structure import Structure
+from petscale.surgery import SOFT_POSITIONS, call_kwargs
+from petscale.zoo.structure import Structure, position_limit
 
 
 def attach_soft_tokens(
@@ -47,7 +44,7 @@ def attach_soft_tokens(
     if not words:
         raise UserError(f"soft tokens found no word embeddings in this {structure.family} model")
     embeddings = model.get_submodule(words[0])
-    stack, decoder = _stacks(model, structure, words[0])
+    stack, decoder = _stacks(model, structure)
     strip = structure.kind == "decoder"
     hooks = _Splice(tokens, length, at, embeddings, position_limit(model.config), strip)
     handles = [
@@ -64,16 +61,6 @@ def attach_soft_tokens(
             delattr(stack, SOFT_POSITIONS)
 
     return stack, remove
-
-
-def position_limit(config: PretrainedConfig) -> int | None:
-    """How many positions the model can embed (None: relative or ALiBi positions)."""
-    if config.model_type in ("t5", "mt5", "bloom"):
-        return None
-    limit = config.max_position_embeddings
-    if config.model_type in ("roberta", "xlm-roberta", "mpnet"):
-        limit -= config.pad_token_id + 1  # their positions start after the padding index
-    return limit
 
 
 class _Splice:
@@ -186,18 +173,7 @@ def _widen_cross_mask(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tup
     return (), kwargs
 
 
-def _stacks(model: nn.Module, structure: Structure, words: str) -> tuple[nn.Module, Any]:
+def _stacks(model: nn.Module, structure: Structure) -> tuple[nn.Module, Any]:
     """The stack whose input gets the soft tokens, and T5's decoder stack (else None)."""
-    if structure.kind == "encoder-decoder":
-        found = {
-            kind: module
-            for name, module in model.named_modules()
-            for kind in ("encoder", "decoder")
-            if re.search(rf"(?:^|\.){kind}$", name) and hasattr(module, "embed_tokens")
-        }
-        return found["encoder"], found.get("decoder")
-    # BERT-like: owner.embeddings.word_embeddings; decoders: owner.wte / owner.word_embeddings
-    depth = 2 if structure.kind == "encoder" else 1
-    parts = words.split(".")
-    owner = ".".join(parts[: max(0, len(parts) - depth)])
-    return (model.get_submodule(owner) if owner else model), None
+    stack, decoder = structure.input_stacks()
+    return model.get_submodule(stack), None if decoder is None else model.get_submodule(decoder)

@@ -196,6 +196,8 @@ class SparseLinear(nn.Module):
     the formulation on the weight's current device (``RULES``) unless one was given or set.
     """
 
+    mergeable = True  # merge() writes the values into the base weight
+
     def __init__(self, base: nn.Module, indices: torch.Tensor, mode: str | None = None):
         super().__init__()
         self.base = base

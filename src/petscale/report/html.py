@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from petscale.formatting import duration
+from petscale.report.contents import Figure, Report
 from petscale.report.tables import GAP_COLUMNS, THRESHOLD_COLUMNS, rows
-
-if TYPE_CHECKING:
-    from petscale.report.build import Figure, Report
 
 VERDICT_CLASS = {
     "holds": "holds",

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from petscale.formatting import duration
-from petscale.report.build import Report
+from petscale.report.contents import Report
 from petscale.report.tables import rows
 
 # The terminal shows the thresholds themselves; report.html adds the reference scores.

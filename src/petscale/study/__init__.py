@@ -1,8 +1,9 @@
 """Studies: a YAML grid of trials, run by local processes or Ray into a SQLite store."""
 
+from petscale.ids import trial_id
 from petscale.study.export import export, table
 from petscale.study.runners import Events, run_study
-from petscale.study.spec import Spec, expand, load_spec, parse_spec, trial_id
+from petscale.study.spec import Spec, expand, load_spec, parse_spec
 from petscale.study.store import Owner, Store
 
 __all__ = [

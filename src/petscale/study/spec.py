@@ -21,7 +21,7 @@ Only ``models``, ``tasks`` and ``methods`` are required::
     eval_every: 50
     eval_limit: 0                   # score dev and test on N fixed examples each (0: all)
     max_length: 128
-    head: trainable                 # trainable | frozen | label-words (probe: always trainable)
+    head: trainable                 # trainable | frozen | label-words | auto (probe: trainable)
     pooling: auto                   # auto (the checkpoint's own) | cls | mean
     keep_deltas: true               # keep each trial's trained delta in DIR/trials/<id>/
 
@@ -36,7 +36,6 @@ written before it existed stay the same), whose id is ``trial_id(config)``.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import math
 from collections.abc import Callable, Hashable, Mapping
@@ -47,35 +46,22 @@ from typing import Any
 import yaml
 
 from petscale.errors import UserError
+from petscale.ids import trial_id
+from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, kind
+from petscale.settings import DEFAULTS as TRIAL_DEFAULTS
 
-CONFIG_KEYS = (
-    "model",
-    "task",
-    "method",
-    "options",
-    "head",
-    "pooling",
-    "steps",
-    "batch_size",
-    "lr",
-    "max_length",
-    "eval_every",
-    "seed",
-)
+#: A study trains a fixed number of steps and watches its curve (``tune``: one epoch, scored
+#: at the end); its other settings' defaults are the trial's (``petscale.settings``).
+STUDY_DEFAULTS: dict[str, Any] = {"steps": 300, "eval_every": 50}
 DEFAULTS: dict[str, Any] = {
     "budgets": ["default"],
     "seeds": [0],
-    "steps": 300,
-    "lr": None,
-    "batch_size": 32,
-    "eval_every": 50,
-    "eval_limit": 0,
-    "max_length": 128,
-    "head": "trainable",
-    "pooling": "auto",
+    **{key: STUDY_DEFAULTS.get(key, TRIAL_DEFAULTS[key]) for key in STUDY_SETTINGS},
     "keep_deltas": True,  # save each trial's trained delta under DIR/trials/<id>/ (not hashed)
 }
 SPEC_KEYS = ("models", "tasks", "methods", *DEFAULTS)
+#: Head modes that depend on whether a model has a classification head (T5, decoders: none).
+HEADLESS = ("auto", "frozen")
 # Budgets are set through `budgets`, so that one spelling drives the grid.
 RESERVED_OPTIONS = ("budget", "match")
 
@@ -106,26 +92,21 @@ class Spec:
     methods: tuple[MethodEntry, ...]
     budgets: tuple[Budget, ...]
     seeds: tuple[int, ...]
-    steps: int
-    lr: float | Mapping[str, float] | None
-    batch_size: int
-    eval_every: int
-    eval_limit: int
-    max_length: int
-    head: str
-    pooling: str
     keep_deltas: bool
+    #: the study-wide trial settings (``settings.STUDY_SETTINGS``: steps, lr, head ...),
+    #: checked; read as attributes (``spec.steps``)
+    settings: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        settings = self.__dict__.get("settings", {})
+        if name in settings:
+            return settings[name]
+        raise AttributeError(name)
 
     def lr_for(self, method: str) -> float | None:
         if isinstance(self.lr, Mapping):
             return self.lr.get(method)
         return self.lr
-
-
-def trial_id(config: Mapping[str, Any]) -> str:
-    """Stable id of a trial: first 16 hex digits of the sha256 of its canonical JSON."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -184,14 +165,7 @@ def parse_spec(data: Any) -> Spec:
         methods=methods,
         budgets=budgets,
         seeds=_seeds(values["seeds"]),
-        steps=_int(values["steps"], "steps", 1),
-        lr=_lr(values["lr"]),
-        batch_size=_int(values["batch_size"], "batch_size", 1),
-        eval_every=_int(values["eval_every"], "eval_every", 0),
-        eval_limit=_int(values["eval_limit"], "eval_limit", 0),
-        max_length=_int(values["max_length"], "max_length", 1),
-        head=_head(values["head"]),
-        pooling=_pooling(values["pooling"]),
+        settings={key: _setting(key, values[key]) for key in STUDY_SETTINGS},
         keep_deltas=_bool(values["keep_deltas"], "keep_deltas"),
     )
 
@@ -199,23 +173,41 @@ def parse_spec(data: Any) -> Spec:
 def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
     """Every trial config of the spec, in spec order, without duplicates.
 
-    ``count(model=..., method=...)`` resolves ``match: M`` budgets for methods other than apet
-    (which resolves the match itself); by default ``petscale.api.count``, imported when needed.
+    ``match: M`` becomes a budget here for methods other than apet, by the sizing step
+    (:func:`petscale.budget.match_budget` on the model's meta twin) or by ``count(model=...,
+    method=...)`` where given; apet's trial keeps ``match`` (its ids stay as they were), and the
+    sizing step turns it into K when the trial runs.
     """
-    from petscale.methods import has_budget  # imported here to keep the CLI fast
+    from petscale.heads import answers_in_words, resolve_head  # here to keep the CLI fast
+    from petscale.methods import has_budget
 
     counts: dict[tuple[str, str], int] = {}
+    words: dict[str, bool] = {}
 
     def matched(model: str, method: str) -> int:
         if (model, method) not in counts:
-            counter = count or _default_count()
-            counts[model, method] = int(counter(model=model, method=method)["trainable_params"])
+            counts[model, method] = (
+                int(count(model=model, method=method)["trainable_params"])
+                if count
+                else _match_budget(model, method)
+            )
         return counts[model, method]
 
     configs: dict[str, dict[str, Any]] = {}
     for model in spec.models:
         for task in spec.tasks:
             for entry in spec.methods:
+                if model not in words and (entry.name == "probe" or spec.head in HEADLESS):
+                    words[model] = answers_in_words(model)
+                if words.get(model) and _headless(model, entry.name, spec.head):
+                    continue
+                # auto is resolved here, per model: an encoder's trials under auto are the very
+                # trials (the same ids) of head: frozen; the head alone keeps its head trainable
+                head = (
+                    "trainable"
+                    if entry.name == "probe"
+                    else resolve_head(spec.head, not words.get(model, False), model)
+                )
                 fixed = not has_budget(entry.name)
                 budgets = (None,) if fixed else entry.budgets or spec.budgets
                 for budget in budgets:
@@ -228,25 +220,47 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                         else:
                             options["budget"] = matched(model, budget.method)
                     for seed in spec.seeds:
-                        config = {
+                        values = {
+                            **spec.settings,
                             "model": model,
                             "task": task,
                             "method": entry.name,
                             "options": options,
-                            # the head alone has nothing else to train: probe keeps it trainable
-                            "head": "trainable" if entry.name == "probe" else spec.head,
-                            "pooling": spec.pooling,
-                            "steps": spec.steps,
-                            "batch_size": spec.batch_size,
+                            "head": head,
                             "lr": spec.lr_for(entry.name),
-                            "max_length": spec.max_length,
-                            "eval_every": spec.eval_every,
                             "seed": seed,
                         }
-                        if spec.eval_limit:
-                            config["eval_limit"] = spec.eval_limit
+                        config = {key: values[key] for key in CONFIG_KEYS}
+                        config.update({k: values[k] for k in WHEN_SET if values[k]})
                         configs.setdefault(trial_id(config), config)
     return list(configs.values())
+
+
+def _headless(model: str, method: str, head: str) -> bool:
+    """For a model without a classification head (it answers in words): True where ``head:
+    auto`` leaves its trial out (the head alone, probe); an error where the spec asks for a
+    head it lacks."""
+    if method == "probe":
+        if head == "auto":
+            return True
+        raise UserError(
+            f"methods.probe trains the classification head alone; {model} answers in words and "
+            "has none: use head: auto (probe then runs on the models with a head) or drop probe"
+        )
+    if head == "frozen":
+        raise UserError(
+            f"head: frozen: {model} answers in words and has no classification head to freeze; "
+            "use head: auto (frozen on encoders, label words on T5 and decoders)"
+        )
+    return False
+
+
+def _match_budget(model: str, target: str) -> int:
+    # Imported late: sizing builds the model's meta twin, which a spec without `match` never needs.
+    from petscale.budget import match_budget
+    from petscale.zoo.loader import meta_model
+
+    return match_budget(meta_model(model), target)
 
 
 def _default_count() -> CountFn:
@@ -439,19 +453,21 @@ def _bool(value: Any, key: str) -> bool:
     return value
 
 
-def _head(value: Any) -> str:
-    from petscale.heads import HEAD_MODES as HEADS
-
-    if value not in HEADS:
-        raise UserError(f"head: expected one of {', '.join(HEADS)}, got {value!r}")
-    return value
-
-
-def _pooling(value: Any) -> str:
-    from petscale.pooling import POOLINGS
-
-    if value not in POOLINGS:
-        raise UserError(f"pooling: expected one of {', '.join(POOLINGS)}, got {value!r}")
+def _setting(key: str, value: Any) -> Any:
+    """A study-wide trial setting, checked by its rule in ``petscale.settings``."""
+    if key == "lr":  # one rate, or one per method
+        return _lr(value)
+    rule, wanted = RULES[key], kind(key)
+    if rule.choices is not None:
+        if value not in rule.choices():
+            raise UserError(f"{key}: expected one of {', '.join(rule.choices())}, got {value!r}")
+        return value
+    if wanted is int:
+        return _int(value, key, -(2**63) if rule.minimum is None else rule.minimum)
+    if wanted is float:
+        return float(_number(value, key))
+    if not isinstance(value, wanted):
+        raise UserError(f"{key}: expected {wanted.__name__}, got {value!r}")
     return value
 
 

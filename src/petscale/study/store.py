@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from petscale.errors import UserError
-from petscale.study.spec import trial_id
+from petscale.ids import trial_id
 
 STORE_NAME = "study.sqlite"
 SPEC_NAME = "spec.yaml"  # the spec last run into the folder

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 from petscale.zoo import registry
-from petscale.zoo.loader import family_kind
+from petscale.zoo.structure import family_for
 
 _LM = {"encoder-decoder": AutoModelForSeq2SeqLM, "decoder": AutoModelForCausalLM}
 
@@ -27,14 +27,15 @@ def catalog() -> list[dict[str, Any]]:
         installed = entry.source == "package" and assets.is_available(entry.name)
         config = registry.shape_config(entry.name)
         # Encoders count their backbone; T5 and decoders their whole language model.
-        model_class = AutoModel if family_kind(config) == "encoder" else _LM[family_kind(config)]
+        family = family_for(config)
+        model_class = AutoModel if family.kind == "encoder" else _LM[family.kind]
         with torch.device("meta"):
             backbone = model_class.from_config(config, trust_remote_code=False)
         layers, hidden = _dims(config)
         rows.append(
             {
                 "name": entry.name,
-                "family": config.model_type,
+                "family": family.name,
                 "layers": layers,
                 "hidden": hidden,
                 "parameters": sum(p.numel() for p in backbone.parameters()),

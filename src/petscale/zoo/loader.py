@@ -18,7 +18,7 @@ from transformers import (
 
 from petscale.errors import UserError
 from petscale.zoo import registry
-from petscale.zoo.structure import FAMILY_KIND, FAMILY_PATTERNS
+from petscale.zoo.structure import family_for
 
 #: How a model answers a task: a classification head, T5 generating label words or text,
 #: or a decoder scoring label words / generating text.
@@ -35,20 +35,14 @@ _CLASSES = {
 FALLBACK_TOKENIZER_MODEL = "minilm-l6"
 
 
-def family_kind(config: PretrainedConfig) -> str:
-    if config.model_type not in FAMILY_PATTERNS:
-        known = ", ".join(sorted(FAMILY_PATTERNS))
-        raise UserError(f"model type {config.model_type!r} is not supported; families: {known}")
-    return FAMILY_KIND[config.model_type]
-
-
 def answer_for(config: PretrainedConfig, task_kind: str) -> Answer:
     """Encoders classify with a head; T5 and decoders answer in words, as the study did."""
-    kind = family_kind(config)
+    family = family_for(config)
+    kind = family.kind
     if kind == "encoder":
         if task_kind == "generation":
             raise UserError(
-                f"an encoder ({config.model_type}) cannot generate text; use a T5 or decoder model"
+                f"an encoder ({family.name}) cannot generate text; use a T5 or decoder model"
             )
         return "classify"
     return "seq2seq" if kind == "encoder-decoder" else "causal"

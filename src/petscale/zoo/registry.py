@@ -167,8 +167,6 @@ def weights_folder(name: str) -> Path | None:
 
 def declared_pooling(name: str) -> str:
     """The pooling the checkpoint of ``name`` was trained with: ``mean`` or ``cls``."""
-    from petscale.pooling import folder_pooling
-
     if is_local_folder(name):
         return folder_pooling(Path(name))
     name = _known_name(name)
@@ -177,6 +175,14 @@ def declared_pooling(name: str) -> str:
 
         return OFFLINE_MODELS[name].pooling
     return "cls"
+
+
+def folder_pooling(folder: Path) -> str:
+    """``mean`` where a sentence-transformers folder declares mean pooling, else ``cls``."""
+    config = folder / "1_Pooling" / "config.json"
+    if not config.is_file():
+        return "cls"
+    return "mean" if json.loads(config.read_text()).get("pooling_mode_mean_tokens") else "cls"
 
 
 def load_config(name: str) -> PretrainedConfig:

@@ -5,6 +5,10 @@ Every method is written once against roles (``q``, ``v``, ``attn_out``, ``ffn_ou
 "common structures" do. A map is a set of regular expressions per model family, matched
 against the end of each module's qualified name, so it works for the bare backbone and for
 the task wrappers (``bert.encoder...``, ``transformer.h...``) alike.
+
+Each family's map is part of its ``Family`` record, with the other facts the code needs about
+an architecture (its kind, where its head reads, its positions, transposed linears); this is
+the only module that decides anything by a config's ``model_type``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from transformers import PretrainedConfig
 
 from petscale.errors import UserError
 
@@ -126,37 +131,90 @@ def _llama_style(prefix: str = "") -> dict[str, str]:
 _LLAMA = _llama_style()
 _GEMMA3_MULTIMODAL = _llama_style(r"language_model\.(?:model\.)?")
 
-FAMILY_PATTERNS: dict[str, dict[str, str]] = {
-    "bert": _BERT,
-    "roberta": _BERT,
-    "xlm-roberta": _BERT,
-    "mpnet": _MPNET,
-    "t5": _T5,
-    "mt5": _T5,
-    "gpt2": _GPT2,
-    "bloom": _BLOOM,
-    "llama": _LLAMA,
-    "mistral": _LLAMA,
-    "qwen2": _LLAMA,
-    "gemma": _LLAMA,
-    "gemma2": _LLAMA,
-    "gemma3_text": _LLAMA,
-    "gemma3": _GEMMA3_MULTIMODAL,
-}
+KINDS = ("encoder", "encoder-decoder", "decoder")
+HEAD_READS = ("pooler", "first", "eos", "last")
+POSITIONS = ("absolute", "after_padding", "relative")
 
-#: What kind of network each family is: decides prompts, heads and answer formats.
-FAMILY_KIND = {
-    "bert": "encoder",
-    "roberta": "encoder",
-    "xlm-roberta": "encoder",
-    "mpnet": "encoder",
-    "t5": "encoder-decoder",
-    "mt5": "encoder-decoder",
-    "gpt2": "decoder",
-    "bloom": "decoder",
-    **{family: "decoder" for family in FAMILY_PATTERNS if FAMILY_PATTERNS[family] is _LLAMA},
-    "gemma3": "decoder",
-}
+
+@dataclass(frozen=True)
+class Family:
+    """Everything petscale knows of one architecture; nothing else decides by ``model_type``."""
+
+    name: str
+    #: encoder | encoder-decoder | decoder: decides prompts, heads and answer formats
+    kind: str
+    #: role -> pattern of the modules playing it (matched against the end of their names)
+    roles: dict[str, str]
+    #: what the classification head reads: the [CLS] pooler, the first position, the last
+    #: </s> (T5) or the last token (decoders)
+    head_reads: str
+    #: the stack that owns the word embeddings sits this many name parts above them
+    #: (``bert.embeddings.word_embeddings`` -> ``bert``: 2; ``transformer.wte``: 1); None: T5,
+    #: whose ``encoder`` and ``decoder`` stacks share the embeddings
+    stack_depth: int | None
+    #: position table: ``absolute`` (max_position_embeddings), ``after_padding`` (RoBERTa,
+    #: MPNet: positions start after the padding index), ``relative`` (T5, BLOOM's ALiBi)
+    positions: str = "absolute"
+    #: linear layers stored (in, out), GPT-2's Conv1D (PEFT's ``fan_in_fan_out``)
+    transposed: bool = False
+
+    def __post_init__(self) -> None:
+        # a slip in a new family's record fails on import, not inside a trial
+        for value, allowed in (
+            (self.kind, KINDS),
+            (self.head_reads, HEAD_READS),
+            (self.positions, POSITIONS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"family {self.name}: {value!r} is not one of {allowed}")
+
+    def position_limit(self, config: PretrainedConfig) -> int | None:
+        """How many positions the model can embed (None: relative or ALiBi positions)."""
+        if self.positions == "relative":
+            return None
+        limit = config.max_position_embeddings
+        if self.positions == "after_padding":
+            limit -= config.pad_token_id + 1
+        return limit
+
+
+def _families(*families: Family) -> dict[str, Family]:
+    return {f.name: f for f in families}
+
+
+_ENCODER = {"kind": "encoder", "stack_depth": 2}
+_T5_FAMILY = {"kind": "encoder-decoder", "roles": _T5, "head_reads": "eos", "stack_depth": None}
+_DECODER = {"kind": "decoder", "head_reads": "last", "stack_depth": 1}
+
+FAMILIES: dict[str, Family] = _families(
+    Family("bert", roles=_BERT, head_reads="pooler", **_ENCODER),
+    Family("roberta", roles=_BERT, head_reads="first", positions="after_padding", **_ENCODER),
+    Family("xlm-roberta", roles=_BERT, head_reads="first", positions="after_padding", **_ENCODER),
+    Family("mpnet", roles=_MPNET, head_reads="first", positions="after_padding", **_ENCODER),
+    Family("t5", positions="relative", **_T5_FAMILY),
+    Family("mt5", positions="relative", **_T5_FAMILY),
+    Family("gpt2", roles=_GPT2, transposed=True, **_DECODER),
+    Family("bloom", roles=_BLOOM, positions="relative", **_DECODER),
+    *(
+        Family(name, roles=_LLAMA, **_DECODER)
+        for name in ("llama", "mistral", "qwen2", "gemma", "gemma2", "gemma3_text")
+    ),
+    Family("gemma3", roles=_GEMMA3_MULTIMODAL, **_DECODER),
+)
+
+
+def family_for(config: PretrainedConfig) -> Family:
+    """The family of a model's config; an unsupported ``model_type`` is a UserError."""
+    model_type = getattr(config, "model_type", None)
+    if model_type not in FAMILIES:
+        known = ", ".join(sorted(FAMILIES))
+        raise UserError(f"model type {model_type!r} is not supported; supported families: {known}")
+    return FAMILIES[model_type]
+
+
+def position_limit(config: PretrainedConfig) -> int | None:
+    """How many positions a model of ``config`` can embed (None: no limit)."""
+    return family_for(config).position_limit(config)
 
 
 @dataclass
@@ -166,6 +224,25 @@ class Structure:
     family: str
     kind: str
     roles: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> Family:
+        """The family's record: where the head reads, positions, transposed linears ..."""
+        return FAMILIES[self.family]
+
+    def input_stacks(self) -> tuple[str, str | None]:
+        """Names of the stack whose input embeddings soft tokens join (``""``: the model
+        itself), and of T5's decoder stack (else None)."""
+        depth = self.arch.stack_depth
+        if depth is None:  # the stacks holding the blocks: ``[transformer.]encoder.block``
+            stacks = {name.rpartition(".")[0] for name in self.blocks()}
+            found = {s.rpartition(".")[2]: s for s in stacks}
+            return found["encoder"], found.get("decoder")
+        words = self.modules("word_embeddings")
+        if not words:
+            raise UserError(f"no word embeddings found in this {self.family} model")
+        parts = words[0].split(".")
+        return ".".join(parts[: max(0, len(parts) - depth)]), None
 
     def modules(self, *roles: str) -> list[str]:
         """Module names playing any of ``roles``, in model order, without repeats.
@@ -208,24 +285,10 @@ class Structure:
         return any(module_name in self.roles.get(r, []) for r in ("cross_q", "cross_k", "cross_v"))
 
 
-def family_of(model: nn.Module) -> str:
-    config = getattr(model, "config", None)
-    model_type = getattr(config, "model_type", None)
-    if model_type not in FAMILY_PATTERNS:
-        known = ", ".join(sorted(FAMILY_PATTERNS))
-        raise UserError(
-            f"no structure map for model type {model_type!r}; supported families: {known}"
-        )
-    return model_type
-
-
 def structure_of(model: nn.Module) -> Structure:
     """Map every role to the real module names of ``model``."""
-    family = family_of(model)
-    patterns = {
-        role: re.compile(rf"(?:^|\.){pattern}$")
-        for role, pattern in FAMILY_PATTERNS[family].items()
-    }
+    family = family_for(getattr(model, "config", None))
+    patterns = {role: re.compile(rf"(?:^|\.){pattern}$") for role, pattern in family.roles.items()}
     roles: dict[str, list[str]] = {role: [] for role in patterns}
     for name, _ in model.named_modules():
         if not name:
@@ -233,7 +296,7 @@ def structure_of(model: nn.Module) -> Structure:
         for role, pattern in patterns.items():
             if pattern.search(name) and not _inside_matched(name, roles[role]):
                 roles[role].append(name)
-    return Structure(family=family, kind=FAMILY_KIND[family], roles=roles)
+    return Structure(family=family.name, kind=family.kind, roles=roles)
 
 
 def _inside_matched(name: str, matched: Iterable[str]) -> bool:

@@ -1,0 +1,210 @@
+"""A trial's settings in one place: each one's type, default, help text and check.
+
+``TrialConfig`` is the one schema. ``petscale tune``'s options, the Python API's keywords and a
+study spec's keys (with their checks) are derived from its fields; a method's own options come
+from its config dataclass (``petscale.methods``). Adding a trial setting is one field here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from petscale.budget import finite
+from petscale.errors import UserError
+from petscale.tasks import DEFAULT_TASK
+from petscale.zoo.registry import DEFAULT_MODEL
+
+#: The largest useful learning rate: AdamW's useful rates are below 1 (prompt tuning's about
+#: 0.3), and its first step overflows near 1e37.
+MAX_LR = 10.0
+PRECISIONS = ("no", "bf16", "fp16")
+#: A task's own options (user files and hub copies), passed to ``tasks.get_task``.
+TASK_OPTIONS = ("data_dir", "text_field", "text_pair_field", "label_field", "encoding")
+
+
+def _heads() -> tuple[str, ...]:
+    from petscale.heads import HEAD_MODES  # imported when checked: heads loads torch
+
+    return HEAD_MODES
+
+
+def _poolings() -> tuple[str, ...]:
+    from petscale.pooling import POOLINGS
+
+    return POOLINGS
+
+
+def _schedules() -> tuple[str, ...]:
+    from petscale.train import SCHEDULES
+
+    return SCHEDULES
+
+
+def _learning_rate(value: float, flag: str) -> None:
+    if not value > 0:
+        raise UserError(f"{flag} must be positive, got {value}")
+    if value > MAX_LR:
+        raise UserError(f"{flag} {value} is far above any useful rate; use at most {MAX_LR}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one setting is checked, shown and hashed."""
+
+    help: str
+    minimum: int | None = None  # whole numbers: the smallest allowed
+    choices: Callable[[], tuple[str, ...]] | None = None  # called when checked (lazy imports)
+    check: Callable[[Any, str], None] | None = None  # any other check: (value, --flag)
+    tune: bool = True  # a ``petscale tune`` option (and an API keyword)
+    study: bool = False  # a study spec key (the grid's axes model/task/method/seed are not)
+    in_id: str = "always"  # in a trial's hashed config: "always", "when set" or "never"
+
+
+def _setting(default: Any, rule: Rule) -> Any:
+    return field(default=default, metadata={"rule": rule})
+
+
+def _mapping(rule: Rule) -> Any:
+    return field(default_factory=dict, metadata={"rule": rule})
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One trial, normalised: every setting present, checked (``parse``)."""
+
+    model: str = _setting(
+        DEFAULT_MODEL, Rule("Model name (petscale models), local folder or hub id.")
+    )
+    task: str = _setting(DEFAULT_TASK, Rule("Task name (petscale tasks) or a CSV/TSV/JSONL path."))
+    method: str = _setting(
+        "lora", Rule("full, lora, prompt, bitfit, adapter, apet or probe (the head alone).")
+    )
+    options: Mapping[str, Any] = _mapping(
+        Rule("The method's options (its config dataclass's fields).", tune=False)
+    )
+    head: str = _setting(
+        "trainable",
+        Rule(
+            "Classification head: trainable, frozen, label-words, or auto (frozen on encoders, "
+            "label words on T5 and decoders).",
+            choices=_heads,
+            study=True,
+        ),
+    )
+    pooling: str = _setting(
+        "auto",
+        Rule(
+            "What an encoder's head reads: auto (the checkpoint's own pooling), cls, mean.",
+            choices=_poolings,
+            study=True,
+        ),
+    )
+    steps: int | None = _setting(
+        None, Rule("Optimisation steps (default: one epoch).", minimum=1, study=True)
+    )
+    batch_size: int = _setting(32, Rule("Training batch size.", minimum=1, study=True))
+    lr: float | None = _setting(
+        None,
+        Rule("Learning rate (default: the method's).", study=True, check=_learning_rate),
+    )
+    max_length: int = _setting(
+        128, Rule("Truncate inputs to this many tokens.", minimum=1, study=True)
+    )
+    eval_every: int = _setting(
+        0, Rule("Evaluate on dev every N steps (0: at the end).", minimum=0, study=True)
+    )
+    eval_limit: int = _setting(
+        0,
+        Rule(
+            "Score dev and test on this many examples each, the same ones every run "
+            "(0: whole splits).",
+            minimum=0,
+            study=True,
+            in_id="when set",  # so that the ids of studies written before it stay the same
+        ),
+    )
+    seed: int = _setting(0, Rule("Seed for data order, initialisation and masks."))
+    schedule: str | None = _setting(
+        None,
+        Rule(
+            "After warmup: linear or constant (default: the method's).",
+            choices=_schedules,
+            in_id="never",
+        ),
+    )
+    max_new_tokens: int = _setting(
+        64, Rule("Generation tasks: the longest answer, in tokens.", minimum=1, in_id="never")
+    )
+    eval_batch_size: int = _setting(32, Rule("Evaluation batch size.", minimum=1, in_id="never"))
+    precision: str = _setting(
+        "no",
+        Rule(
+            "Mixed precision via accelerate: no, bf16 or fp16 (GPU).",
+            choices=lambda: PRECISIONS,
+            in_id="never",
+        ),
+    )
+    task_options: Mapping[str, Any] = _mapping(
+        Rule("The task's options: " + ", ".join(TASK_OPTIONS) + ".", tune=False, in_id="never")
+    )
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any]) -> TrialConfig:
+        """Defaults filled, every value checked; an unknown key or a bad value is a UserError
+        naming its ``--flag``. A None value means the default."""
+        known = [f.name for f in FIELDS]
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise UserError(f"unknown trial setting(s) {unknown}; known: {sorted(known)}")
+        given = {k: v for k, v in config.items() if v is not None}
+        for key in ("options", "task_options"):
+            given[key] = {k: v for k, v in dict(given.get(key) or {}).items() if v is not None}
+        for name, value in given.items():
+            check(name, value, f"--{name.replace('_', '-')}")
+        return cls(**given)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in FIELDS}
+        return {**out, "options": dict(self.options), "task_options": dict(self.task_options)}
+
+
+FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(TrialConfig)
+RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in FIELDS}
+DEFAULTS: dict[str, Any] = TrialConfig().to_dict()
+#: Settings that ``tune`` and ``petscale.tune(...)`` take by name (the rest are their options).
+TUNE_SETTINGS = tuple(
+    n for n, r in RULES.items() if r.tune and n not in ("model", "task", "method")
+)
+#: Settings a study spec sets once for its whole grid.
+STUDY_SETTINGS = tuple(n for n, r in RULES.items() if r.study)
+#: The keys of a study's trial config, in order (``eval_limit`` only when set).
+CONFIG_KEYS = tuple(n for n, r in RULES.items() if r.in_id == "always")
+#: Keys a study's trial config holds only when set (not 0 or None), so that the ids of studies
+#: written before the setting existed stay the same.
+WHEN_SET = tuple(n for n, r in RULES.items() if r.in_id == "when set")
+
+
+def kind(name: str) -> type:
+    """The setting's value type (int, float, str or Mapping), None aside."""
+    hint = typing.get_type_hints(TrialConfig)[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(k for k in typing.get_args(hint) if k is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+def check(name: str, value: Any, flag: str) -> None:
+    """One setting's check, its message in command-line words (``flag``)."""
+    rule = RULES[name]
+    finite(flag, value)
+    if rule.minimum is not None and value < rule.minimum:
+        what = "must be positive" if rule.minimum == 1 else f"must be >= {rule.minimum}"
+        raise UserError(f"{flag} {what}, got {value}")
+    if rule.choices is not None and value not in rule.choices():
+        raise UserError(f"{flag} must be one of {', '.join(rule.choices())}")
+    if rule.check is not None:
+        rule.check(value, flag)
