@@ -15,6 +15,8 @@ peak at alone.
 
 Run:  PYTHONPATH=src python benchmarks/gpu_bench.py [--tiny] [--out DIR]
       (``benchmarks/gpu_bench.sh`` is the GPU machine's wrapper.)
+      On a CPU, the issue's table: ``--models minilm-l6 --length 64 --sweep minilm-l6``
+      (fp32 there by default: what a CPU trial runs; ``--precision bf16`` to force autocast).
 ``--tiny``: 2-layer shapes, batch 4 x 16, two rounds: a check that everything runs (on CPU).
 Writes ``gpu_bench_<device>.json`` (and ``.md``, the tables) under ``--out``.
 """
@@ -52,6 +54,8 @@ METHODS = (
     ("adapter", {}),
     ("prompt", {}),
 )
+#: bf16 autocast (set from ``--precision``): on CUDA by default, not on a CPU (fp32 there).
+BF16 = True
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
 TINY_BLOOM = dict(hidden_size=64, n_layer=2, n_head=2, vocab_size=1000)
 
@@ -168,7 +172,7 @@ def sync(device: torch.device) -> None:
 
 
 def step(variant: Variant, batch: dict[str, torch.Tensor], device: torch.device) -> None:
-    with torch.autocast(device.type, dtype=torch.bfloat16):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=BF16):
         loss = variant.model(**batch).loss
     loss.backward()
     variant.optimizer.step()
@@ -297,6 +301,8 @@ def tables(result: dict) -> str:
                 f"| {model} | {name} | {r['trainable']:,} | {r['ms']:.1f} | {r['x_floor']:.2f} "
                 f"| {r['x_lora']:.2f} | {r['peak_mb']} | {r['formulation'] or ''} |"
             )
+    if not result["sweep"]:
+        return "\n".join(lines)
     lines += ["", f"APET across K on {result['sweep_model']}:", ""]
     lines += [
         "| variant | step ms | x LoRA | peak MB | formulation |",
@@ -313,7 +319,9 @@ def tables(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=MODELS)
-    parser.add_argument("--sweep", default="bert-large-uncased", help="the model of the K sweep")
+    parser.add_argument(
+        "--sweep", default="bert-large-uncased", help="the model of the K sweep ('' : none)"
+    )
     parser.add_argument("--ks", default="1e3,1e4,1e5,1e6,1e7")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
@@ -321,6 +329,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--tiny", action="store_true", help="2-layer shapes: a quick check")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    parser.add_argument("--tag", default="", help="added to the output files' names")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     if args.tiny:
@@ -330,10 +340,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    global BF16
+    BF16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
     result = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
-        "shape": f"batch {args.batch} x {args.length}, bf16 autocast, median of {args.rounds}",
+        "shape": f"batch {args.batch} x {args.length}, {'bf16 autocast' if BF16 else 'fp32'}, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds}",
         "tiny": args.tiny,
         "command": " ".join(sys.argv),
         "methods": {},
@@ -342,9 +355,9 @@ def main() -> None:
     for name in args.models.split(","):
         result["methods"][name] = bench_methods(name, args, device)
         print(f"{name}: done", file=sys.stderr, flush=True)
-    result["sweep"] = bench_sweep(args.sweep, args, device)
+    result["sweep"] = bench_sweep(args.sweep, args, device) if args.sweep else {}
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"gpu_bench_{device.type}{'_tiny' if args.tiny else ''}"
+    stem = f"gpu_bench_{device.type}{'_tiny' if args.tiny else ''}{args.tag}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     text = tables(result)
     (args.out / f"{stem}.md").write_text(text + "\n")

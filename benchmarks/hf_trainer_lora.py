@@ -2,7 +2,9 @@
 their defaults (DataCollatorWithPadding, random batches, eval batch 8), on the same model,
 data, steps, batch, max length, learning rate, warm-up and evaluation schedule.
 
-Only the data comes through petscale (``get_task``), so both read the same examples.
+Only the data comes through petscale (``get_task``), so both read the same examples. The dev
+score is the Trainer's own evaluation at the last step (as petscale's is), not a second pass.
+``--breakdown`` adds the wall time of each phase (timers only; nothing computed changes).
 Run: .venv/bin/python benchmarks/hf_trainer_lora.py --steps 300 (prints one JSON line).
 """
 
@@ -10,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from datasets import Dataset
@@ -28,6 +34,19 @@ from petscale.tasks import get_task
 from petscale.zoo import assets
 
 
+def timed(seconds: dict[str, float], name: str, function: Callable[..., Any]) -> Callable:
+    """``function`` with its wall time added to ``seconds[name]``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            seconds[name] += time.perf_counter() - start
+
+    return wrapper
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="rotten_tomatoes")
@@ -37,10 +56,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--breakdown", action="store_true", help="time each phase")
     args = parser.parse_args()
     started = time.perf_counter()
+    phases: dict[str, float] = defaultdict(float)
     folder = assets.model_folder("minilm-l6")
     splits = get_task(args.task).splits()
+    phases["task data"] = time.perf_counter() - started
     tokenizer = AutoTokenizer.from_pretrained(folder)
 
     def dataset(name: str) -> Dataset:
@@ -52,11 +74,17 @@ def main() -> None:
         )
 
     data = {name: dataset(name) for name in ("train", "dev", "test")}
+    phases["tokenization"] = time.perf_counter() - started - phases["task data"]
+    mark = time.perf_counter()
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
     lora = LoraConfig(
         r=8, lora_alpha=16, target_modules=["query", "value"], modules_to_save=["classifier"]
     )
     model = get_peft_model(model, lora)
+    phases["model load + attach"] = time.perf_counter() - mark
+    collator = DataCollatorWithPadding(tokenizer)
+    if args.breakdown:
+        collator = timed(phases, "collation", collator)
 
     def accuracy(prediction) -> dict[str, float]:  # noqa: ANN001 - transformers' EvalPrediction
         return {
@@ -83,13 +111,26 @@ def main() -> None:
             args=training,
             train_dataset=data["train"],
             eval_dataset=data["dev"],
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=collator,
             compute_metrics=accuracy,
         )
+        if args.breakdown:
+            trainer.evaluate = timed(phases, "evaluations", trainer.evaluate)
+            trainer.compute_loss = timed(phases, "forward", trainer.compute_loss)
+            trainer.training_step = timed(phases, "forward + backward", trainer.training_step)
+        mark = time.perf_counter()
         trainer.train()
-        dev = trainer.evaluate()["eval_accuracy"]
+        phases["train (with dev evaluations)"] = time.perf_counter() - mark
+        dev = [log["eval_accuracy"] for log in trainer.state.log_history if "eval_accuracy" in log]
+        mark = time.perf_counter()
         test = trainer.evaluate(data["test"], metric_key_prefix="test")["test_accuracy"]
-    report = {"dev_score": dev, "test_score": test, "seconds": time.perf_counter() - started}
+        phases["test"] = time.perf_counter() - mark
+    report = {"dev_score": dev[-1], "test_score": test, "seconds": time.perf_counter() - started}
+    if args.breakdown:
+        phases["evaluations"] -= phases["test"]  # the dev ones, inside train
+        report["phases_s"] = {k: round(v, 2) for k, v in phases.items()}
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     print(json.dumps(report))
 
 

@@ -43,7 +43,6 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     schedule: str = "linear"  # warmup then linear decay, or warmup then constant
     eval_every: int = 0  # 0: only at the end
-    eval_batch_size: int = 128
     max_grad_norm: float = 1.0
     seed: int = 0
 
@@ -104,7 +103,11 @@ def evaluate(
     batch_size: int,
     device: torch.device,
 ) -> float:
-    """The metric on a split. Batches hold examples of similar length: less padding."""
+    """The metric on a split. Batches hold examples of similar length: less padding.
+
+    On a CPU a batch of 32 such rows already keeps the GEMMs efficient; larger batches span
+    more lengths, so pad more, and were no faster (``benchmarks/README.md``).
+    """
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     predictions: list[Any] = [None] * len(features)
     was_training = model.training
