@@ -122,6 +122,19 @@ def test_transfer_between_the_two_tasks(study, toy_task, toy_task_2):
     assert A.transfer_figure(matrix) is not None or matrix["relative"].isna().all()
 
 
+def test_transfer_to_a_task_the_study_never_tuned_on(study, toy_task, tmp_path):
+    unseen = str(tiny.write_toy_task(tmp_path, ["a", "the", "film", "movie", "was", "it"], 2))
+    scores = A.evaluate_transfer(study, structures=["lora"], limit=20, targets=[unseen, toy_task])
+    assert set(scores["target"]) == {unseen, str(toy_task)}
+    assert len(scores) == 2 * 2 * 2  # 2 models x 2 source tasks x the 2 targets given
+    matrix = A.transfer_matrix(scores).set_index(["source", "target"])
+    # No delta was tuned on the unseen task: its in-task score, hence relative, is unknown.
+    into_unseen = matrix.xs(unseen, level="target")
+    assert into_unseen[["in_task", "relative"]].isna().all().all()
+    assert into_unseen["score"].between(0, 1).all()
+    assert matrix.loc[(str(toy_task), str(toy_task)), "in_task"].notna().all()
+
+
 def test_subspaces_of_the_kept_deltas(study):
     table = A.subspace_table(study, k=2)
     assert table["mean_cos"].between(0, 1 + 1e-9).all()

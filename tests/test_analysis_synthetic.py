@@ -180,6 +180,20 @@ def test_a_planted_gap_trend_has_the_right_sign(df):
     assert set(one_model["direction"]) == {"n/a"}
 
 
+def test_a_partial_grid_is_compared_on_the_budgets_every_model_ran(df):
+    # The big model ran APET only at its three largest budgets, where the gap is smallest: on
+    # the shared budgets the trend is the planted one, not an artefact of the missing ones.
+    partial = df[~((df["model"] == "big") & (df["method"] == "apet") & (df["budget"] < 10**4))]
+    g = A.gaps(partial)
+    matched = g[(g["budget_kind"] == "matched") & (g["structure"] == "apet-adjacent")]
+    shared = matched[matched["budget"] >= 10**4].groupby("total_params")["gap"].mean()
+    expected = np.polyfit(np.log10(shared.index.to_numpy(float)), shared.to_numpy(), 1)[0]
+    trend = A.gap_trend(g).set_index(["structure", "budget_kind"])
+    assert trend.loc[("apet-adjacent", "matched"), "slope"] == pytest.approx(expected)
+    every = matched.groupby("total_params")["gap"].mean()  # what averaging every budget gives
+    assert np.polyfit(np.log10(every.index.to_numpy(float)), every.to_numpy(), 1)[0] < expected
+
+
 def test_convergence_and_the_faster_pattern(df):
     conv = A.convergence(df)
     adjacent = conv[conv["structure"] == "apet-adjacent"]

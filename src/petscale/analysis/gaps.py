@@ -6,6 +6,8 @@
 that methods are compared at equal trainable parameters. A row may be both.
 The trend is the least-squares slope of a structure's gap (mean over its budgets of that
 kind) against log10 of the model's parameter count: negative means the gap shrinks with scale.
+Matched budgets are averaged over the budgets every model of the series ran at, so that a model
+run at fewer budgets (a partial grid) is compared on the same budgets, not on easier ones.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def gap_trend(gaps_df: pd.DataFrame) -> pd.DataFrame:
     for (task, structure, kind), cell in known.groupby(
         ["task", "structure", "budget_kind"], sort=True
     ):
-        per_model = cell.groupby("total_params")["gap"].mean()
+        per_model = _on_shared_budgets(cell).groupby("total_params")["gap"].mean()
         slope = math.nan
         if len(per_model) >= 2:
             x = np.log10(per_model.index.to_numpy(dtype=float))
@@ -95,6 +97,13 @@ def gap_trend(gaps_df: pd.DataFrame) -> pd.DataFrame:
         )
     columns = ["task", "structure", "budget_kind", "slope", "direction", "n_models"]
     return pd.DataFrame(rows, columns=[*columns, "gap_smallest", "gap_largest"])
+
+
+def _on_shared_budgets(cell: pd.DataFrame) -> pd.DataFrame:
+    """The rows at budgets every model of ``cell`` has; all rows when they share none (each
+    model's own budgets, e.g. default sizes or budgets matched to each model's LoRA)."""
+    shared = set.intersection(*(set(b) for _, b in cell.groupby("total_params")["budget"]))
+    return cell[cell["budget"].isin(shared)] if shared else cell
 
 
 def direction(slope: float) -> str:

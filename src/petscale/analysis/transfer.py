@@ -71,10 +71,13 @@ def evaluate_transfer(
     split: str = "dev",
     limit: int | None = None,
     structures: Iterable[str] | None = None,
+    targets: Iterable[str | Path] | None = None,
 ) -> pd.DataFrame:
     """Evaluate every kept delta of the study at ``folder`` (of the ``structures`` given, or
     all) on the compatible tasks of the study (or the (source, target) ``pairs`` given),
-    ``limit`` examples of ``split`` each.
+    ``limit`` examples of ``split`` each. ``targets`` replaces the study's tasks as the tasks
+    scored on: it may name tasks the study never tuned on (their in-task score, and so their
+    relative score in ``transfer_matrix``, is then unknown).
 
     One row per (trial, target): trial_id, model, structure, budget, seed, source, target,
     score, random_guess (the target's), metric.
@@ -85,7 +88,7 @@ def evaluate_transfer(
     if structures is not None:
         results = results[results["structure"].isin(list(structures))]
     wanted = None if pairs is None else set(pairs)
-    tasks = sorted(set(results["task"]))
+    tasks = sorted(set(results["task"]) if targets is None else set(map(str, targets)))
     rows = []
     for _, trial in results.iterrows():
         run_dir = trial_folder(folder, trial["trial_id"])
