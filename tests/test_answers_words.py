@@ -31,18 +31,10 @@ from petscale.tasks.base import Example, Splits, Task, TaskSpec
 from petscale.train import TrainConfig, evaluate, train
 from petscale.zoo import assets
 from petscale.zoo.structure import structure_of
+from tiny import QA, SENTIMENT
 
 CPU = torch.device("cpu")
 VOCAB = 30522  # bert-base-uncased, MiniLM's tokenizer
-
-SENTIMENT = TaskSpec(
-    name="toy-sentiment",
-    type="sentiment",
-    kind="classification",
-    labels=("neg", "pos"),
-    label_words=("negative", "positive"),
-)
-QA = TaskSpec(name="toy-qa", type="qa", kind="generation", metrics=("token_f1",))
 
 
 def tiny(kind: str) -> torch.nn.Module:

@@ -16,7 +16,7 @@ from petscale.answers.causal import answer_logprobs
 from petscale.budget import attach_method
 from petscale.export import export
 from petscale.methods import get_method, make_config
-from petscale.tasks.base import Example, TaskSpec
+from petscale.tasks.base import Example
 from petscale.zoo import assets
 from petscale.zoo.structure import structure_of
 from tiny import LLAMA_STYLE
@@ -24,14 +24,6 @@ from tiny import LLAMA_STYLE
 peft = pytest.importorskip("peft")
 
 TOKENIZER_VOCAB = 30522  # MiniLM's tokenizer (bert-base-uncased)
-SENTIMENT = TaskSpec(
-    name="toy-sentiment",
-    type="sentiment",
-    kind="classification",
-    labels=("neg", "pos"),
-    label_words=("negative", "positive"),
-)
-QA = TaskSpec(name="toy-qa", type="qa", kind="generation", metrics=("token_f1",))
 
 
 def decoder(family: str, **extra: object) -> torch.nn.Module:
@@ -100,7 +92,7 @@ def test_exported_lora_gives_petscale_load_logits_in_peft(
 @pytest.mark.parametrize("family", LLAMA_STYLE)
 def test_label_word_scores_are_the_loss_log_probs_with_the_soft_cap(family, tokenizer) -> None:
     model = decoder(family, **({"final_logit_softcapping": 5.0} if "gemma" in family else {}))
-    answerer = answerer_for("causal", SENTIMENT, tokenizer, 32)
+    answerer = answerer_for("causal", tiny.SENTIMENT, tokenizer, 32)
     examples = [
         Example(text="a wonderful warm film", label=1),
         Example(text="dull and far too long for anyone", label=0),
@@ -129,7 +121,7 @@ def test_generation_does_not_depend_on_padding(family, method, tokenizer) -> Non
     if method:  # prompt: the soft tokens sit in the cache after the first step
         attach_method(model, method, {"length": 3} if method == "prompt" else {},
                       structure_of(model))  # fmt: skip
-    answerer = answerer_for("causal", QA, tokenizer, 32, max_new_tokens=5)
+    answerer = answerer_for("causal", tiny.QA, tokenizer, 32, max_new_tokens=5)
     examples = [
         Example(text="short", target="x"),
         Example(text="a much longer question", target="x"),
@@ -146,7 +138,7 @@ def test_label_word_scoring_runs_the_lm_head_on_the_answer_alone(family, tokeniz
     # Gemma 3's causal LM is its own base_model: scoring must still find its text stack, or it
     # computes (batch x length x 262k) logits on the real model
     model = decoder(family)
-    answerer = answerer_for("causal", SENTIMENT, tokenizer, 32)
+    answerer = answerer_for("causal", tiny.SENTIMENT, tokenizer, 32)
     examples = [Example(text="a wonderful warm film", label=1), Example(text="dull", label=0)]
     batch = answerer.collate([answerer.encode(ex) for ex in examples])
     rows = []

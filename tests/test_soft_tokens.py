@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 import tiny
 from petscale.answers import answerer_for
 from petscale.budget import attach_method
-from petscale.tasks.base import Example, TaskSpec
+from petscale.tasks.base import Example
 from petscale.zoo import assets
 from petscale.zoo.structure import structure_of
 
@@ -21,14 +21,6 @@ SOFT = {
     "prompt": ("prompt", {"length": 3}),
     "apet-concat": ("apet", {"op": "concat", "budget": 3 * tiny.HIDDEN, "granularity": "tensor"}),
 }
-SENTIMENT = TaskSpec(
-    name="toy-sentiment",
-    type="sentiment",
-    kind="classification",
-    labels=("neg", "pos"),
-    label_words=("negative", "positive"),
-)
-QA = TaskSpec(name="toy-qa", type="qa", kind="generation", metrics=("token_f1",))
 EXAMPLES = [
     Example(text="a wonderful warm film", label=1, target="x"),
     Example(text="dull and far too long for anyone", label=0, target="x"),
@@ -61,7 +53,7 @@ def decoder(family: str, method: str) -> torch.nn.Module:
 @pytest.mark.parametrize("family", DECODERS)
 def test_label_word_scores_are_the_training_forward_log_probs(family, method, tokenizer) -> None:
     model = decoder(family, method)
-    answerer = answerer_for("causal", SENTIMENT, tokenizer, 32)
+    answerer = answerer_for("causal", tiny.SENTIMENT, tokenizer, 32)
     batch = answerer.collate([answerer.encode(ex) for ex in EXAMPLES])
     with torch.no_grad():
         # what training sees: the whole model's forward, its logits at the answer's positions
@@ -78,7 +70,7 @@ def test_label_word_scores_are_the_training_forward_log_probs(family, method, to
 @pytest.mark.parametrize("family", DECODERS)
 def test_generation_keeps_the_soft_tokens_in_the_cache(family, method, tokenizer) -> None:
     model = decoder(family, method)
-    answerer = answerer_for("causal", QA, tokenizer, 32, max_new_tokens=5)
+    answerer = answerer_for("causal", tiny.QA, tokenizer, 32, max_new_tokens=5)
     features = [answerer.encode(ex) for ex in EXAMPLES]
     with torch.inference_mode():
         together = answerer.predict(model, answerer.collate(features))

@@ -16,11 +16,23 @@ from transformers import (
     PretrainedConfig,
 )
 
+from petscale.tasks.base import TaskSpec
+
 VOCAB = 96
 HIDDEN = 32
 FFN = 64
 LAYERS = 2
 LABELS = 3
+
+# Toy task specs: a two-word sentiment task (label words) and a generation task.
+SENTIMENT = TaskSpec(
+    name="toy-sentiment",
+    type="sentiment",
+    kind="classification",
+    labels=("neg", "pos"),
+    label_words=("negative", "positive"),
+)
+QA = TaskSpec(name="toy-qa", type="qa", kind="generation", metrics=("token_f1",))
 
 CONFIGS: dict[str, dict] = {
     "bert": dict(
