@@ -40,7 +40,7 @@ def meta_twin(model: nn.Module) -> nn.Module:
 
 def count_method(model: nn.Module, method: str, config: MethodConfig) -> int:
     """The method's exact trainable count on ``model`` (attached to a meta twin, then removed)."""
-    twin = model if _on_meta(model) else meta_twin(model)
+    twin = _meta_twin_of(model)
     config = _native_budget(twin, method, config)
     delta = get_method(method).attach(twin, structure_of(twin), config)
     try:
@@ -88,7 +88,7 @@ def native_budget(method: str) -> bool:
 
 def match_budget(model: nn.Module, target: str) -> int:
     """``match: target``: that method's trainable count at its defaults on ``model``."""
-    twin = model if _on_meta(model) else meta_twin(model)
+    twin = _meta_twin_of(model)
     return count_method(twin, target, make_config(target, {}))
 
 
@@ -129,7 +129,7 @@ def resolve_config(model: nn.Module, method: str, options: dict[str, Any]) -> Me
         config = make_config(method, options)
         knob = get_method(method).config_class.size_option
         if knob in options:  # a size the user chose must not outgrow the model
-            twin = model if _on_meta(model) else meta_twin(model)
+            twin = _meta_twin_of(model)
             count, total = count_method(twin, method, config), model_size(twin)
             if count > total:
                 raise UserError(
@@ -161,7 +161,7 @@ def fit_budget(model: nn.Module, method: str, options: dict[str, Any], budget: i
         raise UserError(f"give either --budget or --{knob.replace('_', '-')}, not both")
     if budget <= 0:
         raise UserError(f"--budget must be positive, got {budget}")
-    twin = model if _on_meta(model) else meta_twin(model)
+    twin = _meta_twin_of(model)
     total = model_size(twin)
     if budget > total:
         raise UserError(
@@ -194,8 +194,9 @@ def fit_budget(model: nn.Module, method: str, options: dict[str, Any], budget: i
     return make_config(method, {**options, knob: low})
 
 
-def _on_meta(model: nn.Module) -> bool:
-    return next(model.parameters()).device.type == "meta"
+def _meta_twin_of(model: nn.Module) -> nn.Module:
+    # Counting attaches and detaches: on the model itself if it is a meta twin, else on one.
+    return model if next(model.parameters()).device.type == "meta" else meta_twin(model)
 
 
 def attach_method(
