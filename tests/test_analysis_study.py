@@ -146,3 +146,25 @@ def test_subspaces_of_the_kept_deltas(study):
     assert table["weight"].str.endswith("attention.self.query.weight").any()
     only = A.subspace_table(study, k=2, structures=["lora"])
     assert set(only["differs"]) == {"task"}  # lora on the two tasks, per model
+
+
+def test_label_word_heads_transfer_across_label_sets(tiny_bert, toy_task, tmp_path):
+    """A head of label words takes the target's words: a delta tuned on (good, bad) is scored
+    on a three-class task of other words; a frozen head is scored on its own label set only."""
+    (tmp_path / "t").mkdir()
+    other = tiny.write_toy_task(tmp_path / "t", ["a", "the", "it"], 3, ("red", "green", "blue"))
+    folder = tmp_path / "study"
+    configs = []
+    for head in ("label-words", "frozen"):
+        spec = {"models": [str(tiny_bert)], "tasks": [str(toy_task), str(other)], "head": head}
+        configs += expand(parse_spec({**spec, "methods": ["lora"], "lr": LR} | COMMON))
+    assert run_study(folder, configs, keep_deltas=True, cpus_per_trial=1)["done"] == 4
+    scores = A.evaluate_transfer(folder, limit=20)
+    head_of = A.load_results(folder).set_index("trial_id")["head"]
+    pairs = {(head_of[t], s, g) for t, s, g in scores[["trial_id", "source", "target"]].values}
+    cross = {(str(toy_task), str(other)), (str(other), str(toy_task))}
+    assert {("label-words", s, g) for s, g in cross} <= pairs
+    assert not {("frozen", s, g) for s, g in cross} & pairs
+    assert scores["score"].between(0, 1).all()
+    three = scores[scores["target"] == str(other)]
+    assert set(three["random_guess"]) == {1 / 3}

@@ -13,6 +13,7 @@ from petscale.heads import (
     configure_head,
     head_count,
     head_parameters,
+    retarget_label_words,
 )
 from petscale.zoo.structure import structure_of
 
@@ -46,6 +47,28 @@ def test_label_words_head_has_no_parameters_and_scores_by_cosine(family: str) ->
     assert logits.abs().max() <= LABEL_WORDS_SCALE + 1e-4
     restore()
     assert net.get_submodule(name) is original
+
+
+def test_label_words_retarget_to_another_tasks_classes_and_back() -> None:
+    net = tiny.model("bert")
+    structure = structure_of(net)
+    configure_head(net, structure, "label-words", 0, WORDS, WordPieces())
+    for p in net.parameters():
+        p.requires_grad_(False)  # a delta that left the embeddings alone
+    inputs = tiny.batch("bert")
+    source = tiny.run(net, "bert", inputs)
+    restore = retarget_label_words(net, structure, ["no", "yes"], WordPieces())
+    table = net.get_input_embeddings().weight
+    yes = table[WordPieces()("yes")["input_ids"]].mean(0)
+    torch.testing.assert_close(net.classifier.words[1], yes)
+    assert tiny.run(net, "bert", inputs).shape == (2, 2)
+    restore()
+    assert torch.equal(tiny.run(net, "bert", inputs), source)
+    net.get_input_embeddings().weight.requires_grad_(True)  # full fine-tuning tuned them
+    with pytest.raises(UserError, match="input embeddings were tuned"):
+        retarget_label_words(net, structure, ["no", "yes"], WordPieces())
+    with pytest.raises(UserError, match="only a head of label words"):
+        retarget_label_words(tiny.model("bert"), structure, ["no", "yes"], WordPieces())
 
 
 def test_label_words_scores_pooled_features() -> None:

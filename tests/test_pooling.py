@@ -86,8 +86,9 @@ def test_mean_pooling_feeds_the_head_the_masked_mean(family: str) -> None:
 def test_mean_pooling_leaves_the_soft_prompt_out() -> None:
     net = tiny.model("bert")
     inputs = tiny.batch("bert")
-    petscale.attach(net, "prompt", length=3)
-    configure_head(net, structure_of(net), "trainable", 0, pooling="mean")
+    delta = petscale.attach(net, "prompt", length=3)
+    assert delta.soft_span == (0, 3)
+    configure_head(net, structure_of(net), "trainable", 0, pooling="mean", soft_span=(0, 3))
     with torch.no_grad():
         hidden = net.base_model(**inputs).last_hidden_state  # soft positions first
     text_only = head_logits(net, masked_mean(hidden[:, 3:], inputs["attention_mask"]))
@@ -102,7 +103,8 @@ def test_mean_pooling_leaves_apet_concat_tokens_out() -> None:
     net = tiny.model("bert")
     inputs = tiny.batch("bert")
     delta = petscale.attach(net, "apet", budget=3 * 32, op="concat", granularity="tensor")
-    configure_head(net, structure_of(net), "trainable", 0, pooling="mean")
+    assert delta.soft_span == (1, 3)  # after [CLS]
+    configure_head(net, structure_of(net), "trainable", 0, pooling="mean", soft_span=(1, 3))
     with torch.no_grad():  # the concat hooks sit on the whole model: [CLS], 3 soft, the rest
         hidden = net(**inputs, output_hidden_states=True).hidden_states[-1]
     text = torch.cat([hidden[:, :1], hidden[:, 4:]], 1)
@@ -112,5 +114,8 @@ def test_mean_pooling_leaves_apet_concat_tokens_out() -> None:
     mask = inputs["attention_mask"]
     everything = torch.cat([mask[:, :1], torch.ones(2, 3, dtype=torch.long), mask[:, 1:]], 1)
     assert not torch.allclose(logits, head_logits(net, masked_mean(hidden, everything)))
-    delta.detach()
-    assert not hasattr(net.base_model, "petscale_soft_positions")
+
+
+def test_a_decoder_drops_its_soft_tokens_so_they_span_nothing() -> None:
+    assert petscale.attach(tiny.model("gpt2"), "prompt", length=3).soft_span == (0, 0)
+    assert petscale.attach(tiny.model("bert"), "lora").soft_span == (0, 0)

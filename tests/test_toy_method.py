@@ -4,6 +4,7 @@ shows up in ``tune --help``, the Python API and study specs, with its options' c
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,19 @@ def test_the_toy_shows_in_tune_help(toy: typer.Typer) -> None:
     assert result.exit_code == 0, result.output
     assert re.search(r"--scale .*toy: scale \(default 1\.0\)", result.output)
     assert re.search(r"--width .*toy: width \(default 4\)", result.output)
+    assert re.search(r"--method .*One of: full, .*, toy\.", result.output)
+
+
+def test_petscale_methods_lists_the_toy_with_its_options(toy: typer.Typer) -> None:
+    result = CliRunner().invoke(toy, ["methods", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["toy"]["options"] == {"width": 4, "scale": 1.0}
+    assert rows["toy"]["sized_by_budget"] == "width"
+    assert rows["lora"]["sized_by_budget"] == "rank" and rows["apet"]["sized_by_budget"] == "budget"
+    assert rows["full"]["sized_by_budget"] is None
+    table = CliRunner().invoke(toy, ["methods"], env={"COLUMNS": "60"}).output
+    assert "toy" in table and "width=4, scale=1.0" in table  # whole cells, even when narrow
 
 
 def test_a_bad_toy_option_is_one_line_naming_it_on_the_command_line(toy: typer.Typer) -> None:

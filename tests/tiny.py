@@ -177,8 +177,10 @@ def save_bert_folder(folder: Path, hidden: int = HIDDEN) -> Path:
     return folder
 
 
-def write_toy_task(folder: Path, fillers: list[str], seed: int) -> Path:
-    """A learnable two-class CSV task: the label is which of two words (good, bad) a text of
+def write_toy_task(
+    folder: Path, fillers: list[str], seed: int, labels: tuple[str, ...] = ("good", "bad")
+) -> Path:
+    """A learnable CSV task: the label is which of the ``labels`` words (good, bad) a text of
     six ``fillers`` holds; train/dev/test of 160/40/40."""
     rng = random.Random(seed)
     for split, n in (("train", 160), ("dev", 40), ("test", 40)):
@@ -186,7 +188,7 @@ def write_toy_task(folder: Path, fillers: list[str], seed: int) -> Path:
             writer = csv.writer(handle)
             writer.writerow(["text", "label"])
             for _ in range(n):
-                label = rng.choice(["good", "bad"])
+                label = rng.choice(labels)
                 words = rng.choices(fillers, k=6) + [label]
                 rng.shuffle(words)
                 writer.writerow([" ".join(words), label])

@@ -74,9 +74,11 @@ def configure_head(
     label_words: Sequence[str] | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     pooling: str = "cls",
+    soft_span: tuple[int, int] = (0, 0),
 ) -> Callable[[], None]:
     """Set the head's mode and what it reads (``pooling``, resolved by
-    ``petscale.pooling.resolve_pooling``); returns a function that puts the original back.
+    ``petscale.pooling.resolve_pooling``; a mean leaves out the ``soft_span`` a method's soft
+    tokens take, ``Delta.soft_span``); returns a function that puts the original back.
 
     A model without a head (T5, decoders answering in words) is left as it is; ``frozen``
     there is an error. ``label-words`` needs the classes' label words (in label order) and the
@@ -86,7 +88,7 @@ def configure_head(
     mode = resolve_head(mode, bool(params), f"this {structure.family} model")
     if not params:
         return lambda: None
-    unpool = use_pooling(model, structure, pooling)
+    unpool = use_pooling(model, structure, pooling, soft_span)
     if mode == "label-words":
         restore_head = _use_label_words(model, structure, label_words, tokenizer)
         return lambda: (restore_head(), unpool())
@@ -149,6 +151,31 @@ def label_word_embeddings(
             raise UserError(f"label word {word!r} has no tokens in this model's vocabulary")
         rows.append(table[torch.tensor(ids, device=table.device)].mean(0))
     return torch.stack(rows).clone()
+
+
+def retarget_label_words(
+    model: nn.Module,
+    structure: Structure,
+    label_words: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+) -> Callable[[], None]:
+    """Make an encoder that answers in label words answer another task's classes (task
+    transfer across label sets): its head scores ``label_words`` instead; returns a function
+    that puts the source's words back. The words are read from the input embeddings as they
+    are now, so a delta that trains them (full fine-tuning) is refused."""
+    (name,) = structure.modules("head")
+    head = model.get_submodule(name)
+    if not isinstance(head, LabelWordsHead):
+        raise UserError("only a head of label words answers another task's classes")
+    if model.get_input_embeddings().weight.requires_grad:
+        raise UserError("the input embeddings were tuned: label words read from them would move")
+    source = head.words
+    head.words = label_word_embeddings(model, tokenizer, label_words).to(source.device)
+
+    def restore() -> None:
+        head.words = source
+
+    return restore
 
 
 def _use_label_words(

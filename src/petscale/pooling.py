@@ -8,7 +8,12 @@ were never trained to give. ``mean`` gives the head the masked mean of the text'
 states; ``auto`` (the default) uses the pooling the checkpoint declares, else ``cls``.
 
 Soft tokens spliced into the stack's input are left out of the mean: the methods that add them
-(prompt, APET concat) record the span they occupy on the stack (``petscale.surgery``).
+(prompt, APET concat) record the span they occupy in their delta (``Delta.soft_span``), and the
+head is given it when it is set up.
+
+Why a forward hook on the stack: transformers' heads are called with the stack's output alone,
+never the attention mask, and the mean needs the mask. The hook is the one place that sees
+both; wrapping the model instead would rename every parameter (and every run folder's keys).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.surgery import call_kwargs, soft_positions
+from petscale.surgery import call_kwargs
 from petscale.zoo.structure import Structure
 
 POOLINGS = ("auto", "cls", "mean")
@@ -41,17 +46,27 @@ def resolve_pooling(requested: str, declared: str, structure: Structure) -> str:
     return declared if requested == "auto" else requested
 
 
-def use_pooling(model: nn.Module, structure: Structure, pooling: str) -> Callable[[], None]:
-    """Make the head read ``pooling``; returns a function that undoes it."""
+def use_pooling(
+    model: nn.Module, structure: Structure, pooling: str, soft_span: tuple[int, int] = (0, 0)
+) -> Callable[[], None]:
+    """Make the head read ``pooling``, the mean leaving out the (start, count) ``soft_span`` of
+    the stack's output; returns a function that undoes it."""
     if pooling == "cls":
         return lambda: None
     stack = model.get_submodule(structure.input_stacks()[0])
-    pool = functools.partial(_mean_pool, structure.arch.head_reads)
+    pool = functools.partial(_mean_pool, structure.arch.head_reads, soft_span)
     handle = stack.register_forward_hook(pool, with_kwargs=True)
     return handle.remove
 
 
-def _mean_pool(reads: str, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+def _mean_pool(
+    reads: str,
+    soft_span: tuple[int, int],
+    module: nn.Module,
+    args: tuple,
+    kwargs: dict,
+    output: Any,
+) -> Any:
     hidden = output.last_hidden_state
     mask = call_kwargs(module, args, kwargs).get("attention_mask")
     weights = (
@@ -59,7 +74,7 @@ def _mean_pool(reads: str, module: nn.Module, args: tuple, kwargs: dict, output:
         if mask is None
         else mask.to(hidden.dtype)
     ).clone()
-    start, count = soft_positions(module)
+    start, count = soft_span
     weights[:, start : start + count] = 0.0  # soft tokens are not the text
     weights = weights.unsqueeze(-1)
     mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)

@@ -82,7 +82,7 @@ class TrialConfig:
     )
     task: str = _setting(DEFAULT_TASK, Rule("Task name (petscale tasks) or a CSV/TSV/JSONL path."))
     method: str = _setting(
-        "lora", Rule("full, lora, prompt, bitfit, adapter, apet or probe (the head alone).")
+        "lora", Rule("The method: a name `petscale methods` lists (with its options).")
     )
     options: Mapping[str, Any] = _mapping(
         Rule("The method's options (its config dataclass's fields).", tune=False)

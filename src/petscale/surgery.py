@@ -1,9 +1,8 @@
-"""Model surgery every layer above may use: swap a module, wrap one, read a hook's arguments,
-and the record of where soft tokens sit in a stack's output.
+"""Model surgery every layer above may use: swap a module, wrap one, read a hook's arguments.
 
-It knows nothing of methods, heads or model families, so methods (which replace projections),
-heads (which replace the classifier) and pooling (which reads the soft-token span) all stand on
-it without importing one another.
+It knows nothing of methods, heads or model families, so methods (which replace projections
+and hook stacks), heads (which replace the classifier) and pooling (which hooks the stack the
+head reads) all stand on it without importing one another.
 """
 
 from __future__ import annotations
@@ -12,16 +11,6 @@ import inspect
 
 import torch
 from torch import nn
-
-#: Attribute of a stack whose input holds soft tokens (prompt tuning, APET concat): the
-#: (start, count) of the soft positions in its output. The hooks that splice the tokens set it;
-#: whatever reads the stack's output (the mean pooling of a head) leaves that span out.
-SOFT_POSITIONS = "petscale_soft_positions"
-
-
-def soft_positions(stack: nn.Module) -> tuple[int, int]:
-    """(start, count) of the soft tokens in ``stack``'s last output; (0, 0) when it has none."""
-    return getattr(stack, SOFT_POSITIONS, (0, 0))
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:

@@ -101,6 +101,7 @@ def build_model(cfg: dict[str, Any], spec: TaskSpec, options: dict[str, Any]) ->
         spec.label_words or spec.labels,
         loaded.tokenizer,
         pooling,
+        delta.soft_span,
     )
     return BuiltModel(loaded, structure, delta, total_params, pooling)
 

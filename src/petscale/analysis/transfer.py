@@ -1,8 +1,10 @@
 """Task transfer: a delta tuned on task A, evaluated zero-shot on task B.
 
 Two tasks are compatible when the trained model can answer B without new parameters: a
-model that answers in words (T5, decoders) any two classification tasks; an encoder's head
-(trained, frozen or label words), tasks with the same label set in the same order. The
+model that answers in words (T5, decoders) any two classification tasks; an encoder whose
+head is label words (``head: label-words``) any two as well, its head given B's words, unless
+the delta tuned the input embeddings the words are read from (full fine-tuning); an encoder's
+trained or frozen head, tasks with the same label set in the same order. The
 score is read against the target's own scale:
 ``relative = (score - random) / (in_task - random)``, where ``in_task`` is the score of a
 delta tuned on the target itself (1: transfers fully; 0: no better than random guessing).
@@ -25,6 +27,8 @@ from petscale.study.store import trial_folder
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PreTrainedTokenizerBase
+
+    from petscale.tasks.base import Task
 
 _MATRIX_KEYS = ("model", "structure")
 
@@ -129,12 +133,11 @@ def _score_on(
 ) -> dict | None:
     """The loaded run (delta and head, ``petscale.load``) scored on ``target``; None when the
     model cannot answer ``target`` without new parameters."""
-    from petscale.answers import answerer_for
-    from petscale.features import encode_splits
+    from petscale.heads import retarget_label_words
     from petscale.tasks import get_task
-    from petscale.train import evaluate
     from petscale.trial import normalize
     from petscale.zoo.loader import answer_for
+    from petscale.zoo.structure import structure_of
 
     cfg = normalize(run.trial)
     source = get_task(cfg["task"], **cfg["task_options"]).spec
@@ -145,10 +148,37 @@ def _score_on(
     if spec.kind != "classification" or source.kind != "classification":
         return None
     answer = answer_for(model.config, "classification")
-    # A head maps to the source's classes: it answers another task only with the same labels.
-    # A model answering in words answers any classification task with that task's words.
+    # A head maps to the source's classes: it answers another task only with the same labels,
+    # unless it is label words, which take the target's. A model answering in words answers
+    # any classification task with that task's words.
+    restore = None
     if answer == "classify" and spec.labels != source.labels:
-        return None
+        if cfg["head"] != "label-words" or model.get_input_embeddings().weight.requires_grad:
+            return None  # a head of weights, or label words read from tuned embeddings
+        words = spec.label_words or spec.labels
+        restore = retarget_label_words(model, structure_of(model), words, tokenizer)
+    try:
+        score = _score(model, tokenizer, answer, task, cfg, split, limit)
+    finally:
+        if restore is not None:
+            restore()
+    return {"score": score, "random_guess": spec.random_guess(), "metric": spec.metric}
+
+
+def _score(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    answer: str,
+    task: Task,
+    cfg: dict,
+    split: str,
+    limit: int | None,
+) -> float:
+    from petscale.answers import answerer_for
+    from petscale.features import encode_splits
+    from petscale.train import evaluate
+
+    spec = task.spec
     examples = task.splits()[split][:limit]
     answerer = answerer_for(
         answer, spec, tokenizer, cfg["max_length"], max_new_tokens=cfg["max_new_tokens"]
@@ -156,7 +186,6 @@ def _score_on(
     features = encode_splits(answerer, tokenizer, {split: examples})[split]
     refs = [answerer.reference(ex) for ex in examples]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    score = evaluate(
+    return evaluate(
         model.to(device), answerer, features, refs, spec.metric, cfg["eval_batch_size"], device
     )
-    return {"score": score, "random_guess": spec.random_guess(), "metric": spec.metric}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from petscale.cli import demo as demo_cli
 from petscale.cli import export as export_cli
+from petscale.cli import methods as methods_cli
 from petscale.cli import models as models_cli
 from petscale.cli import report as report_cli
 from petscale.cli import study as study_cli
@@ -22,13 +26,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("tune")(tune_cli.tune)
-app.command("count")(tune_cli.count)
-app.command("demo")(demo_cli.demo)
-app.command("models")(models_cli.models)
-app.command("tasks")(tasks_cli.tasks_command)
-app.command("export")(export_cli.export)
-app.command("report")(report_cli.report)
+
+
+def _summary(command: Callable[..., Any]) -> str:
+    """A command's first docstring paragraph as one line: the listing wraps it to the
+    terminal instead of keeping the docstring's line breaks."""
+    return " ".join((inspect.getdoc(command) or "").split("\n\n")[0].split())
+
+
+for _name, _command in (
+    ("tune", tune_cli.tune),
+    ("count", tune_cli.count),
+    ("demo", demo_cli.demo),
+    ("models", models_cli.models),
+    ("methods", methods_cli.methods),
+    ("tasks", tasks_cli.tasks_command),
+    ("export", export_cli.export),
+    ("report", report_cli.report),
+):
+    app.command(_name, short_help=_summary(_command))(_command)
 app.add_typer(study_cli.app, name="study", help="Run a study grid; its status; export results.")
 
 

@@ -15,7 +15,16 @@ from petscale.settings import DEFAULTS, RULES, TUNE_SETTINGS, kind
 
 Model = Annotated[str, typer.Option(help=RULES["model"].help)]
 Task = Annotated[str, typer.Option(help=RULES["task"].help)]
-Method = Annotated[str, typer.Option(help=RULES["method"].help)]
+
+
+def method_option() -> typer.models.OptionInfo:
+    """``--method``, its help naming every method registered when the command is built."""
+    from petscale.methods import METHODS
+
+    names = ", ".join(METHODS)
+    return typer.Option(help=f"One of: {names}. `petscale methods` says what each trains.")
+
+
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")
 ]

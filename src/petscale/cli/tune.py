@@ -22,7 +22,7 @@ console = Console(stderr=True)
 def tune(
     model: o.Model = DEFAULTS["model"],
     task: o.Task = DEFAULTS["task"],
-    method: o.Method = DEFAULTS["method"],
+    method: Annotated[str, o.method_option()] = DEFAULTS["method"],
     out: Annotated[
         Path | None, typer.Option(help="Write the trained delta, config and metrics here.")
     ] = None,
@@ -76,7 +76,7 @@ def tune(
 @o.with_method_options
 def count(
     model: o.Model = DEFAULTS["model"],
-    method: o.Method = DEFAULTS["method"],
+    method: Annotated[str, o.method_option()] = DEFAULTS["method"],
     num_labels: Annotated[int, typer.Option(help="Classes of the head (encoders).")] = 2,
     json_output: o.Json = False,
     method_options: dict[str, Any] | None = None,

@@ -39,8 +39,15 @@ from petscale.methods.apet_placement import (
     generator,
     tensor_shares,
 )
-from petscale.methods.base import Delta, MethodConfig, Unmergeable, freeze, positive
-from petscale.methods.soft_tokens import attach_soft_tokens
+from petscale.methods.base import (
+    Delta,
+    MethodConfig,
+    SoftTokens,
+    Unmergeable,
+    freeze,
+    positive,
+)
+from petscale.methods.soft_tokens import attach_soft_tokens, output_span
 from petscale.methods.sparse import SparseLinear, index_dtype, runs
 from petscale.methods.targets import linear_targets
 from petscale.surgery import replace_module
@@ -213,7 +220,8 @@ def _attach_concat(delta: ApetDelta) -> None:
     at = 1 if delta.structure.kind == "encoder" else 0
     _, remove_hooks = attach_soft_tokens(model, delta.structure, soft, length, at)
     delta.sites["apet_prompt.prompt"] = soft
-    delta.layers.append(Unmergeable("apet --op concat's soft tokens"))
+    span = output_span(delta.structure, length, at)
+    delta.layers.append(SoftTokens("apet --op concat's soft tokens", span))
 
     def remove() -> None:
         remove_hooks()

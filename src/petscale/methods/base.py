@@ -99,6 +99,15 @@ class Unmergeable:
         """Never merged."""
 
 
+@dataclass(frozen=True)
+class SoftTokens(Unmergeable):
+    """Soft tokens spliced into a stack's input: ``span`` is (start, count) of their positions
+    in the stack's output, (start, 0) where the output drops them again (decoders). A head that
+    pools the text leaves that span out (``Delta.soft_span``)."""
+
+    span: tuple[int, int] = (0, 0)
+
+
 class Delta:
     """The trainable part a method added to a model.
 
@@ -129,6 +138,12 @@ class Delta:
     def on_detach(self, undo: Callable[[], None]) -> None:
         """Register a step that detach() runs (in reverse order) to restore the model."""
         self._undo.append(undo)
+
+    @property
+    def soft_span(self) -> tuple[int, int]:
+        """(start, count) of the soft tokens in the stack's output; (0, 0) when it has none."""
+        spans = [layer.span for layer in self.layers if isinstance(layer, SoftTokens)]
+        return spans[0] if spans else (0, 0)
 
     @property
     def mergeable(self) -> bool:

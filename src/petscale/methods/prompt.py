@@ -25,12 +25,12 @@ from petscale.methods.base import (
     Delta,
     MethodConfig,
     PeftAdapter,
-    Unmergeable,
+    SoftTokens,
     freeze,
     new_tensor,
     positive,
 )
-from petscale.methods.soft_tokens import attach_soft_tokens
+from petscale.methods.soft_tokens import attach_soft_tokens, output_span
 from petscale.zoo.structure import Structure
 
 INITS = ("vocab", "uniform", "normal")
@@ -75,7 +75,8 @@ def attach(model: nn.Module, structure: Structure, config: PromptConfig) -> Prom
     stack, remove_hooks = attach_soft_tokens(model, structure, lambda: prompt, config.length)
     stack.register_parameter(PARAM, prompt)
     delta.prompt = prompt
-    delta.layers.append(Unmergeable("prompt tuning's soft tokens"))
+    span = output_span(structure, config.length)
+    delta.layers.append(SoftTokens("prompt tuning's soft tokens", span))
 
     def remove() -> None:
         remove_hooks()

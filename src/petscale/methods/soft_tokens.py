@@ -8,8 +8,9 @@ calls T5's encoder directly, and a decoder's stack with a cache).
 
 Where they go: at position ``at`` of the input (0: in front; APET concat puts them after
 [CLS] on encoders, at 1). Decoders' stack outputs at the soft positions are cut off again, so
-LM logits, labels and last-token pooling see the text alone; encoders keep them, and the
-stack's ``SOFT_POSITIONS`` attribute tells petscale.pooling which span to leave out of a mean.
+LM logits, labels and last-token pooling see the text alone; encoders keep them, and
+:func:`output_span` says where (the methods record it as a ``SoftTokens`` layer of their delta,
+which a mean-pooled head is given to leave that span out).
 T5's decoder gets its cross-attention mask widened to match the encoder's longer output.
 
 Positions: the soft tokens take positions at..at+n-1 and the text after them moves on by n
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.surgery import SOFT_POSITIONS, call_kwargs
+from petscale.surgery import call_kwargs
 from petscale.zoo.structure import Structure, position_limit
 
 
@@ -57,10 +58,14 @@ def attach_soft_tokens(
     def remove() -> None:
         for handle in handles:
             handle.remove()
-        if hasattr(stack, SOFT_POSITIONS):
-            delattr(stack, SOFT_POSITIONS)
 
     return stack, remove
+
+
+def output_span(structure: Structure, length: int, at: int = 0) -> tuple[int, int]:
+    """(start, count) of ``length`` soft tokens put at ``at`` in the stack's output: decoders'
+    outputs drop them again (count 0), encoders' keep them."""
+    return at, 0 if structure.kind == "decoder" else length
 
 
 class _Splice:
@@ -93,7 +98,6 @@ class _Splice:
                 if kwargs.get(key) is not None:
                     kwargs[key] = kwargs[key] + n
             self.stripping = False
-            setattr(module, SOFT_POSITIONS, (0, 0))
             return (), kwargs
         ids = kwargs.pop("input_ids", None)
         embeds = self.embeddings(ids) if ids is not None else kwargs["inputs_embeds"]
@@ -120,8 +124,6 @@ class _Splice:
                 own = own.expand(*positions.shape[:-1], n)
                 kwargs[key] = _splice(positions, own, at, shift=n)
         self.stripping = self.strip
-        # The stripped outputs of decoders hold the text alone; encoders keep the soft positions.
-        setattr(module, SOFT_POSITIONS, (at, 0 if self.strip else n))
         return (), kwargs
 
     def _insert(self, kwargs: dict, key: str, value: int) -> None:

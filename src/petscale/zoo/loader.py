@@ -66,13 +66,23 @@ def _with_labels(config: PretrainedConfig, answer: Answer, num_labels: int) -> P
     return config
 
 
+def _fresh_keys(info: dict) -> list[str]:
+    """The weights ``from_pretrained`` drew at random: missing, or of another shape (a name,
+    or (name, saved shape, new shape) in older transformers)."""
+    mismatched = info.get("mismatched_keys", [])
+    return [*info["missing_keys"], *(k if isinstance(k, str) else k[0] for k in mismatched)]
+
+
 def load_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> LoadedModel:
     """The model ``name`` with real weights where they are here, random ones otherwise."""
     config = registry.load_config(name)
     answer = answer_for(config, task_kind)
     model_class = _CLASSES[answer]
     folder = registry.weights_folder(name)
-    kwargs = {"num_labels": num_labels} if answer == "classify" else {}
+    # A checkpoint's own head for another number of classes is drawn afresh, as a missing one is.
+    kwargs = (
+        {"num_labels": num_labels, "ignore_mismatched_sizes": True} if answer == "classify" else {}
+    )
     fresh: list[str] = []
     if folder is not None:
         registry.check_weight_files(folder)
@@ -83,7 +93,7 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
             **registry.weight_options(),
             **kwargs,
         )
-        fresh = info["missing_keys"]
+        fresh = _fresh_keys(info)
         tokenizer = registry.pretrained(AutoTokenizer.from_pretrained, folder)
         pretrained = True
     elif name in registry.entries():
@@ -102,7 +112,7 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
             **registry.weight_options(),
             **kwargs,
         )
-        fresh = info["missing_keys"]
+        fresh = _fresh_keys(info)
         tokenizer = registry.from_hub(name, AutoTokenizer.from_pretrained)
         pretrained = True
     _ensure_pad_token(tokenizer, model)
