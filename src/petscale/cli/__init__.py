@@ -75,8 +75,12 @@ def _quiet_libraries() -> None:
 
     warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
 
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    verbosity = os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if verbosity == "error" and "transformers" in sys.modules:  # it read the variable already
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
 
 
 def _fail(message: str) -> None:
