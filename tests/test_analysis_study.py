@@ -159,7 +159,11 @@ def test_label_word_heads_transfer_across_label_sets(tiny_bert, toy_task, tmp_pa
         spec = {"models": [str(tiny_bert)], "tasks": [str(toy_task), str(other)], "head": head}
         configs += expand(parse_spec({**spec, "methods": ["lora"], "lr": LR} | COMMON))
     assert run_study(folder, configs, keep_deltas=True, cpus_per_trial=1)["done"] == 4
-    scores = A.evaluate_transfer(folder, limit=20)
+    scores = A.evaluate_transfer(folder, limit=20, untuned=True)
+    untuned = scores[scores["source"] == "untuned"]
+    # one untuned model per head set-up (label words; the frozen head of seed 0), per target
+    assert len(untuned) == 2 * 2 and untuned["score"].between(0, 1).all()
+    scores = scores[scores["source"] != "untuned"]
     head_of = A.load_results(folder).set_index("trial_id")["head"]
     pairs = {(head_of[t], s, g) for t, s, g in scores[["trial_id", "source", "target"]].values}
     cross = {(str(toy_task), str(other)), (str(other), str(toy_task))}
@@ -168,3 +172,6 @@ def test_label_word_heads_transfer_across_label_sets(tiny_bert, toy_task, tmp_pa
     assert scores["score"].between(0, 1).all()
     three = scores[scores["target"] == str(other)]
     assert set(three["random_guess"]) == {1 / 3}
+    assert A.transfer_matrix(A.evaluate_transfer(folder, limit=20, untuned=True))[
+        "untuned"
+    ].notna().all()

@@ -226,6 +226,24 @@ def test_transfer_matrix_relative_scores_and_type_split():
     assert split.loc["same type", "n_pairs"] == 2
 
 
+def test_the_untuned_models_score_is_the_floor_of_relative_transfer():
+    """A delta that scores what the untuned model already does transferred nothing, however
+    far above random guessing both are."""
+    rows = [("a", "a", 0.9), ("b", "a", 0.7), ("untuned", "a", 0.7), ("untuned", "a", 0.6)]
+    scores = pd.DataFrame(
+        [
+            {"model": "m", "source": s, "target": t, "score": v, "random_guess": 0.5}
+            for s, t, v in rows
+        ]
+    )
+    matrix = A.transfer_matrix(scores).set_index(["source", "target"])
+    assert "untuned" not in matrix.index.get_level_values("source")
+    assert matrix.loc[("b", "a"), "untuned"] == pytest.approx(0.65)  # mean over its seeds
+    assert matrix.loc[("b", "a"), "relative"] == pytest.approx((0.7 - 0.65) / (0.9 - 0.65))
+    without = A.transfer_matrix(scores[scores["source"] != "untuned"])
+    assert without.set_index("source").loc["b", "relative"] == pytest.approx(0.5)
+
+
 def test_one_threshold_per_task_type_or_not(df):
     topic = df.assign(task="t2", task_type="topic")
     topic.loc[topic["method"] == "apet", "budget"] *= 1000  # three decades higher

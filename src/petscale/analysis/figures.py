@@ -214,7 +214,7 @@ def transfer_figure(matrix: pd.DataFrame) -> Figure | None:
         ax.set(
             title=model or "", xlabel="target task (evaluated on)", ylabel="source task (tuned on)"
         )
-        fig.colorbar(image, ax=ax, label="relative score (0 random, 1 in-task)")
+        fig.colorbar(image, ax=ax, label="relative score (0 untuned, 1 in-task)")
     return fig
 
 

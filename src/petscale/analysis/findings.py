@@ -20,7 +20,7 @@ from petscale.analysis.transfer import same_type_vs_cross
 
 VERDICTS = ("holds", "does not hold", "mixed", "not tested")
 #: Transfer "works within a type" when same-type pairs keep this much more of the in-task
-#: gain over random guessing (relative score) than cross-type pairs.
+#: gain over the untuned model (relative score) than cross-type pairs.
 TRANSFER_EDGE = 0.1
 
 
@@ -183,7 +183,8 @@ def _transfer(df: pd.DataFrame, matrix: pd.DataFrame | None, seeds: int) -> Find
     same, cross = kinds["same type"], kinds["cross type"]
     holds = same > cross + TRANSFER_EDGE
     evidence = (
-        f"same-type pairs keep {same:.2f} of the in-task gain over random guessing, "
+        f"same-type pairs keep {same:.2f} of the in-task gain over the untuned model (random "
+        f"guessing where it was not scored), "
         f"cross-type pairs {cross:.2f}"
     )
     return Finding(

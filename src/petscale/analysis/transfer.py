@@ -6,8 +6,12 @@ head is label words (``head: label-words``) any two as well, its head given B's 
 the delta tuned the input embeddings the words are read from (full fine-tuning); an encoder's
 trained or frozen head, tasks with the same label set in the same order. The
 score is read against the target's own scale:
-``relative = (score - random) / (in_task - random)``, where ``in_task`` is the score of a
-delta tuned on the target itself (1: transfers fully; 0: no better than random guessing).
+``relative = (score - floor) / (in_task - floor)``, where ``in_task`` is the score of a delta
+tuned on the target itself and ``floor`` the untuned model's own score on the target where it
+was evaluated (``evaluate_transfer(untuned=True)``), else random guessing (1: transfers fully;
+0: no better than no tuning, or than guessing). A pretrained model already beats guessing,
+often by far (label words, a frozen head), so only the untuned floor credits a delta with
+what it added.
 """
 
 from __future__ import annotations
@@ -30,21 +34,31 @@ if TYPE_CHECKING:
 
     from petscale.tasks.base import Task
 
-_MATRIX_KEYS = ("model", "structure")
+_MATRIX_KEYS = ("model", "head", "structure")
+#: The ``source`` of ``evaluate_transfer``'s rows that score the untuned model on a target.
+UNTUNED = "untuned"
 
 
 def transfer_matrix(scores: pd.DataFrame) -> pd.DataFrame:
-    """Long form (model, structure where given, source, target): mean ``score`` over trials,
-    the target's ``random_guess``, ``in_task`` (the source = target score) and ``relative``."""
+    """Long form (model, head and structure where given, source, target): mean ``score`` over
+    trials,
+    the target's ``random_guess``, ``untuned`` (the untuned model's score on the target, NaN
+    where not evaluated), ``in_task`` (the source = target score) and ``relative``."""
     keys = [k for k in _MATRIX_KEYS if k in scores.columns]
-    mean = scores.groupby([*keys, "source", "target"], as_index=False)[
+    tuned = scores[scores["source"] != UNTUNED]
+    mean = tuned.groupby([*keys, "source", "target"], as_index=False)[
         ["score", "random_guess"]
     ].mean()
+    setup = [k for k in ("model", "head") if k in scores.columns]  # what the untuned model is
+    untuned = scores[scores["source"] == UNTUNED].groupby([*setup, "target"])["score"].mean()
+    cells = mean[[*setup, "target"]].itertuples(index=False, name=None)
+    mean["untuned"] = [untuned.get(cell, math.nan) for cell in cells]
     diagonal = mean[mean["source"] == mean["target"]].set_index([*keys, "target"])["score"]
     in_task = [diagonal.get(tuple(row[[*keys, "target"]]), math.nan) for _, row in mean.iterrows()]
     mean["in_task"] = in_task
-    room = mean["in_task"] - mean["random_guess"]
-    mean["relative"] = ((mean["score"] - mean["random_guess"]) / room).where(room > 0)
+    floor = mean["untuned"].fillna(mean["random_guess"])
+    room = mean["in_task"] - floor
+    mean["relative"] = ((mean["score"] - floor) / room).where(room > 0)
     return mean
 
 
@@ -56,7 +70,7 @@ def same_type_vs_cross(matrix: pd.DataFrame, task_types: Mapping[str, str]) -> p
         for s, t in zip(pairs["source"], pairs["target"], strict=False)
     ]
     pairs["kind"] = ["same type" if yes else "cross type" for yes in same]
-    keys = [k for k in ("model",) if k in pairs.columns]
+    keys = [k for k in ("model", "head") if k in pairs.columns]
     out = (
         pairs.groupby([*keys, "kind"])
         .agg(
@@ -76,15 +90,18 @@ def evaluate_transfer(
     limit: int | None = None,
     structures: Iterable[str] | None = None,
     targets: Iterable[str | Path] | None = None,
+    untuned: bool = False,
 ) -> pd.DataFrame:
     """Evaluate every kept delta of the study at ``folder`` (of the ``structures`` given, or
     all) on the compatible tasks of the study (or the (source, target) ``pairs`` given),
     ``limit`` examples of ``split`` each. ``targets`` replaces the study's tasks as the tasks
     scored on: it may name tasks the study never tuned on (their in-task score, and so their
-    relative score in ``transfer_matrix``, is then unknown).
+    relative score in ``transfer_matrix``, is then unknown). ``untuned`` also scores each
+    model untuned on each target (as the kept trials set it up: max length, head mode, the
+    seed of a frozen head), in rows whose source is ``UNTUNED``: the floor of ``relative``.
 
-    One row per (trial, target): trial_id, model, structure, budget, seed, source, target,
-    score, random_guess (the target's), metric.
+    One row per (trial, target): trial_id, model, head, structure, budget, seed, source,
+    target, score, random_guess (the target's), metric.
     """
     from petscale.api import load  # imported here: the rest of the analyses need no model
 
@@ -111,6 +128,7 @@ def evaluate_transfer(
                 {
                     "trial_id": trial["trial_id"],
                     "model": trial["model"],
+                    "head": trial["head"],
                     "structure": trial["structure"],
                     "budget": trial["budget"],
                     "seed": trial["seed"],
@@ -119,8 +137,58 @@ def evaluate_transfer(
                     **score,
                 }
             )
-    columns = ["trial_id", "model", "structure", "budget", "seed", "source", "target"]
+    if untuned:
+        rows += _untuned_rows(folder, results, tasks, split, limit)
+    columns = ["trial_id", "model", "head", "structure", "budget", "seed", "source", "target"]
     return pd.DataFrame(rows, columns=[*columns, "score", "random_guess", "metric"])
+
+
+def _untuned_rows(
+    folder: str | Path, results: pd.DataFrame, tasks: list[str], split: str, limit: int | None
+) -> list[dict]:
+    """Each model of the kept trials, untuned (the method ``probe`` adds nothing), scored on
+    every target as its trials set it up; a trained head has no untuned state and is skipped."""
+    from petscale.tasks import get_task
+    from petscale.trial import build_model, normalize
+
+    rows, seen = [], set()
+    for _, trial in results.iterrows():
+        run_dir = trial_folder(folder, trial["trial_id"])
+        if not (run_dir / "trial.json").is_file():
+            continue
+        cfg = normalize(read_run(run_dir).trial)
+        # a frozen head is drawn from the trial's seed; label words and words need no seed
+        key = (cfg["model"], cfg["head"], cfg["seed"] if cfg["head"] == "frozen" else None)
+        if cfg["head"] == "trainable" or key in seen:
+            continue
+        seen.add(key)
+        for target in tasks:
+            task = get_task(target)
+            spec = task.spec
+            if spec.kind != "classification":
+                continue
+            plain = normalize({**cfg, "task": target, "task_options": {}, "method": "probe"})
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(plain["seed"])
+                built = build_model(plain, spec, {})
+            loaded = built.loaded
+            score = _score(loaded.model, loaded.tokenizer, loaded.answer, task, plain, split, limit)
+            rows.append(
+                {
+                    "trial_id": None,
+                    "model": trial["model"],
+                    "head": trial["head"],
+                    "structure": UNTUNED,
+                    "budget": 0,
+                    "seed": key[2],
+                    "source": UNTUNED,
+                    "target": target,
+                    "score": score,
+                    "random_guess": spec.random_guess(),
+                    "metric": spec.metric,
+                }
+            )
+    return rows
 
 
 def _score_on(

@@ -32,8 +32,9 @@ def gather(
 ) -> Report:
     """Every analysis of the study in ``folder`` (its store must exist and hold done trials).
 
-    ``transfer`` evaluates each kept delta zero-shot on the study's other tasks (at most
-    ``transfer_limit`` dev examples each); ``subspace`` compares the kept deltas' subspaces.
+    ``transfer`` evaluates each kept delta zero-shot on the study's other tasks, and each
+    model untuned on them (the floor of the relative score; at most ``transfer_limit`` dev
+    examples each); ``subspace`` compares the kept deltas' subspaces.
     Both load models, so they are off by default.
     """
     folder = Path(folder)
@@ -59,7 +60,8 @@ def gather(
     ]
     matrix = kinds = sub = pd.DataFrame()
     if transfer:
-        matrix = analysis.transfer_matrix(analysis.evaluate_transfer(folder, limit=transfer_limit))
+        scores = analysis.evaluate_transfer(folder, limit=transfer_limit, untuned=True)
+        matrix = analysis.transfer_matrix(scores)
         types = dict(zip(df["task"], df["task_type"], strict=False))
         kinds = analysis.same_type_vs_cross(matrix, types) if not matrix.empty else kinds
         figures.append(

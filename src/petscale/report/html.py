@@ -96,8 +96,9 @@ def _optional(report: Report) -> list[str]:
     if report.context["transfer"]:
         parts += [
             "<h2>Zero-shot task transfer</h2>",
-            '<p class="note">relative = (score - random guess) / (in-task score - random '
-            "guess) on the target task: 1 transfers fully, 0 is no better than random.</p>",
+            '<p class="note">relative = (score - untuned) / (in-task score - untuned) on the '
+            "target task, where untuned is the untuned model's score there: 1 transfers fully, "
+            "0 is no better than no tuning.</p>",
             _table(report.transfer),
             _table(report.transfer_kinds),
         ]
