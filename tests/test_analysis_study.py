@@ -172,6 +172,8 @@ def test_label_word_heads_transfer_across_label_sets(tiny_bert, toy_task, tmp_pa
     assert scores["score"].between(0, 1).all()
     three = scores[scores["target"] == str(other)]
     assert set(three["random_guess"]) == {1 / 3}
-    assert A.transfer_matrix(A.evaluate_transfer(folder, limit=20, untuned=True))[
-        "untuned"
-    ].notna().all()
+    assert (
+        A.transfer_matrix(A.evaluate_transfer(folder, limit=20, untuned=True))["untuned"]
+        .notna()
+        .all()
+    )
