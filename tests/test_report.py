@@ -195,3 +195,12 @@ def test_a_folder_without_a_store_is_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
     assert not (tmp_path / "report").exists()
+
+
+def test_a_study_without_thresholds_says_so_instead_of_an_empty_table(report, tmp_path):
+    empty = dataclasses.replace(report, thresholds=report.thresholds.iloc[0:0])
+    console = Console(record=True, width=80)
+    print_summary(empty, tmp_path / "report.html", console)
+    text = console.export_text()
+    assert "Thresholds: none (no method ran at several budgets" in text
+    assert "┏" not in text.split("Findings")[1].split("Thresholds")[1]  # no table drawn

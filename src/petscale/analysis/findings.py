@@ -167,7 +167,8 @@ def _transfer(df: pd.DataFrame, matrix: pd.DataFrame | None, seeds: int) -> Find
             "transfer_within_type",
             claim,
             "not tested",
-            "no transfer evaluation (evaluate_transfer on a study that keeps deltas)",
+            "no transfer evaluation: `petscale report DIR --transfer` (or evaluate_transfer) "
+            "scores a study's kept deltas on its other tasks",
             0,
         )
     types = dict(zip(df["task"], df["task_type"], strict=False))

@@ -30,12 +30,15 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
         findings.add_row(f.claim, f"[{style}]{f.verdict}[/]", str(f.n_seeds), f.evidence)
     console.print(findings)
     header, body = rows(report.thresholds, TERMINAL_THRESHOLD_COLUMNS)
-    thresholds = Table(title="Thresholds (trainable parameters)")
-    for name in header:
-        # Names wrap onto a second line rather than lose characters.
-        justify = "left" if name in ("model", "task", "structure") else "right"
-        thresholds.add_column(name, overflow="fold", justify=justify)
-    for line in body:
-        thresholds.add_row(*line)
-    console.print(thresholds)
+    if body:
+        thresholds = Table(title="Thresholds (trainable parameters)")
+        for name in header:
+            # Names wrap onto a second line rather than lose characters.
+            justify = "left" if name in ("model", "task", "structure") else "right"
+            thresholds.add_column(name, overflow="fold", justify=justify)
+        for line in body:
+            thresholds.add_row(*line)
+        console.print(thresholds)
+    else:
+        console.print("Thresholds: none (no method ran at several budgets on one model and task)")
     console.print(f"report: {path}")
