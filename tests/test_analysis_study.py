@@ -159,7 +159,7 @@ def test_label_word_heads_transfer_across_label_sets(tiny_bert, toy_task, tmp_pa
         spec = {"models": [str(tiny_bert)], "tasks": [str(toy_task), str(other)], "head": head}
         configs += expand(parse_spec({**spec, "methods": ["lora"], "lr": LR} | COMMON))
     assert run_study(folder, configs, keep_deltas=True, cpus_per_trial=1)["done"] == 4
-    scores = A.evaluate_transfer(folder, limit=20, untuned=True)
+    scores = A.evaluate_transfer(folder, limit=20, untuned=True, progress=True)
     untuned = scores[scores["source"] == "untuned"]
     # one untuned model per head set-up (label words; the frozen head of seed 0), per target
     assert len(untuned) == 2 * 2 and untuned["score"].between(0, 1).all()

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from petscale.analysis.table import load_results
 from petscale.run_folder import SavedRun, read_run
@@ -91,6 +93,7 @@ def evaluate_transfer(
     structures: Iterable[str] | None = None,
     targets: Iterable[str | Path] | None = None,
     untuned: bool = False,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Evaluate every kept delta of the study at ``folder`` (of the ``structures`` given, or
     all) on the compatible tasks of the study (or the (source, target) ``pairs`` given),
@@ -99,31 +102,59 @@ def evaluate_transfer(
     relative score in ``transfer_matrix``, is then unknown). ``untuned`` also scores each
     model untuned on each target (as the kept trials set it up: max length, head mode, the
     seed of a frozen head), in rows whose source is ``UNTUNED``: the floor of ``relative``.
+    ``progress`` shows a bar (on stderr) over the kept deltas.
 
     One row per (trial, target): trial_id, model, head, structure, budget, seed, source,
     target, score, random_guess (the target's), metric.
     """
-    from petscale.api import load  # imported here: the rest of the analyses need no model
-
     results = load_results(folder)
     if structures is not None:
         results = results[results["structure"].isin(list(structures))]
     wanted = None if pairs is None else set(pairs)
     tasks = sorted(set(results["task"]) if targets is None else set(map(str, targets)))
     rows = []
-    for _, trial in results.iterrows():
-        run_dir = trial_folder(folder, trial["trial_id"])
-        if not (run_dir / "trial.json").is_file():
-            continue
-        targets = [t for t in tasks if wanted is None or (trial["task"], t) in wanted]
-        if not targets:
-            continue
-        run = read_run(run_dir)
-        model, tokenizer = load(run_dir)  # once per delta, whatever the targets
-        for target in targets:
-            score = _score_on(run, model, tokenizer, target, split, limit)
-            if score is None:
-                continue
+    with _progress_bar(progress) as bar:
+        for _, trial in bar.track(list(results.iterrows()), description="transfer"):
+            rows += _delta_rows(folder, trial, tasks, wanted, split, limit)
+    if untuned:
+        rows += _untuned_rows(folder, results, tasks, split, limit)
+    columns = ["trial_id", "model", "head", "structure", "budget", "seed", "source", "target"]
+    return pd.DataFrame(rows, columns=[*columns, "score", "random_guess", "metric"])
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def _delta_rows(
+    folder: str | Path,
+    trial: pd.Series,
+    tasks: list[str],
+    wanted: set[tuple[str, str]] | None,
+    split: str,
+    limit: int | None,
+) -> list[dict]:
+    """One kept delta, loaded once, scored on each of its compatible targets."""
+    from petscale.api import load  # here: the rest of the analyses need no model
+
+    run_dir = trial_folder(folder, trial["trial_id"])
+    targets = [t for t in tasks if wanted is None or (trial["task"], t) in wanted]
+    if not (run_dir / "trial.json").is_file() or not targets:
+        return []
+    run = read_run(run_dir)
+    model, tokenizer = load(run_dir)
+    rows = []
+    for target in targets:
+        score = _score_on(run, model, tokenizer, target, split, limit)
+        if score is not None:
             rows.append(
                 {
                     "trial_id": trial["trial_id"],
@@ -137,10 +168,7 @@ def evaluate_transfer(
                     **score,
                 }
             )
-    if untuned:
-        rows += _untuned_rows(folder, results, tasks, split, limit)
-    columns = ["trial_id", "model", "head", "structure", "budget", "seed", "source", "target"]
-    return pd.DataFrame(rows, columns=[*columns, "score", "random_guess", "metric"])
+    return rows
 
 
 def _untuned_rows(

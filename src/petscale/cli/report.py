@@ -31,7 +31,13 @@ def report(
     """Write report.html (figures embedded), figures/*.png|svg, thresholds.csv and gaps.csv."""
     from petscale.report import gather, write
 
-    built = gather(folder, transfer=transfer, transfer_limit=transfer_limit, subspace=subspace)
+    built = gather(
+        folder,
+        transfer=transfer,
+        transfer_limit=transfer_limit,
+        subspace=subspace,
+        progress=not json_output,
+    )
     path = write(built, out or folder / "report")
     if json_output:
         print(json.dumps({"report": str(path), **built.summary()}))

@@ -28,14 +28,18 @@ REPORT_NAME = "report.html"
 
 
 def gather(
-    folder: str | Path, transfer: bool = False, transfer_limit: int = 200, subspace: bool = False
+    folder: str | Path,
+    transfer: bool = False,
+    transfer_limit: int = 200,
+    subspace: bool = False,
+    progress: bool = False,
 ) -> Report:
     """Every analysis of the study in ``folder`` (its store must exist and hold done trials).
 
     ``transfer`` evaluates each kept delta zero-shot on the study's other tasks, and each
     model untuned on them (the floor of the relative score; at most ``transfer_limit`` dev
     examples each); ``subspace`` compares the kept deltas' subspaces.
-    Both load models, so they are off by default.
+    Both load models, so they are off by default; ``progress`` shows the transfer's bar.
     """
     folder = Path(folder)
     with Store.existing(folder) as store:
@@ -60,7 +64,9 @@ def gather(
     ]
     matrix = kinds = sub = pd.DataFrame()
     if transfer:
-        scores = analysis.evaluate_transfer(folder, limit=transfer_limit, untuned=True)
+        scores = analysis.evaluate_transfer(
+            folder, limit=transfer_limit, untuned=True, progress=progress
+        )
         matrix = analysis.transfer_matrix(scores)
         types = dict(zip(df["task"], df["task_type"], strict=False))
         kinds = analysis.same_type_vs_cross(matrix, types) if not matrix.empty else kinds
