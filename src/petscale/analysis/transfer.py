@@ -43,9 +43,8 @@ UNTUNED = "untuned"
 
 def transfer_matrix(scores: pd.DataFrame) -> pd.DataFrame:
     """Long form (model, head and structure where given, source, target): mean ``score`` over
-    trials,
-    the target's ``random_guess``, ``untuned`` (the untuned model's score on the target, NaN
-    where not evaluated), ``in_task`` (the source = target score) and ``relative``."""
+    trials, the target's ``random_guess``, ``untuned`` (the untuned model's score on the
+    target, NaN where not evaluated), ``in_task`` (the source = target score), ``relative``."""
     keys = [k for k in _MATRIX_KEYS if k in scores.columns]
     tuned = scores[scores["source"] != UNTUNED]
     mean = tuned.groupby([*keys, "source", "target"], as_index=False)[
