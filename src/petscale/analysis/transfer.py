@@ -175,20 +175,20 @@ def _untuned_rows(
 ) -> list[dict]:
     """Each model of the kept trials, untuned (the method ``probe`` adds nothing), scored on
     every target as its trials set it up; a trained head has no untuned state and is skipped."""
+    from petscale.methods.base import read_json_object
     from petscale.tasks import get_task
     from petscale.trial import build_model, normalize
 
     rows, seen = [], set()
     for _, trial in results.iterrows():
-        run_dir = trial_folder(folder, trial["trial_id"])
-        if not (run_dir / "trial.json").is_file():
-            continue
-        cfg = normalize(read_run(run_dir).trial)
         # a frozen head is drawn from the trial's seed; label words and words need no seed
-        key = (cfg["model"], cfg["head"], cfg["seed"] if cfg["head"] == "frozen" else None)
-        if cfg["head"] == "trainable" or key in seen:
+        head = trial["head"]
+        key = (trial["model"], head, trial["seed"] if head == "frozen" else None)
+        saved = trial_folder(folder, trial["trial_id"]) / "trial.json"
+        if head == "trainable" or key in seen or not saved.is_file():
             continue
         seen.add(key)
+        cfg = normalize(read_json_object(saved))  # its settings only: no tensor is read
         for target in tasks:
             task = get_task(target)
             spec = task.spec
