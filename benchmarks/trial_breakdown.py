@@ -7,7 +7,12 @@ cache; otherwise whatever the cache holds), each evaluation, and per training st
 work (batch indices, collation, host -> device), forward, backward, clipping and the AdamW +
 schedule step. Nothing the trial computes changes; the wrappers only read the clock.
 
+``--profile N`` also records N training steps with ``torch.profiler`` (after one warm-up step;
+the trial runs N + 3 steps, the last ones and the final evaluation unrecorded) and adds the
+operators' shares of self CPU time.
+
 Run: PETSCALE_CACHE=/tmp/pcache .venv/bin/python benchmarks/trial_breakdown.py [--cold]
+     [--profile 10 --out benchmarks/results/trial_profile.json]
 Prints one JSON line (also written, indented, to --out).
 """
 
@@ -107,6 +112,32 @@ def patch(cold_cache: Path | None) -> None:
     schedule.step = timed("schedule", schedule.step)
 
 
+def profiled(steps: int) -> torch.profiler.profile:
+    """A profiler that records ``steps`` training steps; each scheduler step advances it."""
+    profiler = torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU],
+        schedule=torch.profiler.schedule(wait=1, warmup=1, active=steps, repeat=1),
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR
+    step = schedule.step
+
+    def step_and_advance(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = step(self, *args, **kwargs)
+        profiler.step()
+        return out
+
+    schedule.step = step_and_advance
+    return profiler
+
+
+def top_operators(profiler: torch.profiler.profile, count: int = 12) -> list[list[Any]]:
+    """The operators with the largest shares of the recorded self CPU time."""
+    events = [e for e in profiler.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:count]
+    return [[e.key, round(e.self_cpu_time_total / total, 4)] for e in ranked]
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -118,6 +149,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--eval-batch-size", type=int, default=None)
     parser.add_argument("--cold", action="store_true", help="tokenize into an empty cache")
+    parser.add_argument("--profile", type=int, default=0, help="record N training steps")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "trial_breakdown.json")
     args = parser.parse_args()
     config = {
@@ -129,14 +161,19 @@ def main() -> None:
         "batch_size": 32,
         "max_length": 128,
         "pooling": "cls",
-        "steps": args.steps,
-        "eval_every": args.eval_every,
+        "steps": args.steps + 3 if args.profile else args.steps,
+        "eval_every": 0 if args.profile else args.eval_every,
         "eval_batch_size": args.eval_batch_size,
     }
     with tempfile.TemporaryDirectory() as tmp:
         patch(Path(tmp) if args.cold else None)
+        profiler = profiled(args.profile) if args.profile else None
         start = time.perf_counter()
-        report = petscale.trial.run_trial(config)
+        if profiler is None:
+            report = petscale.trial.run_trial(config)
+        else:
+            with profiler:
+                report = petscale.trial.run_trial(config)
         wall = time.perf_counter() - start
     steps = report["steps"]
     step_parts = ["batch indices", "collation", "host -> device", "forward", "backward"]
@@ -144,7 +181,9 @@ def main() -> None:
     train_s = sum(seconds[p] for p in step_parts)
     data_s = sum(seconds[p] for p in step_parts[:3])
     out = {
-        "command": "benchmarks/trial_breakdown.py" + (" --cold" if args.cold else ""),
+        "command": "benchmarks/trial_breakdown.py"
+        + (" --cold" if args.cold else "")
+        + (f" --profile {args.profile}" if args.profile else ""),
         "threads": torch.get_num_threads(),
         "load_before": os.getloadavg(),
         "wall_s": round(wall, 2),
@@ -172,6 +211,8 @@ def main() -> None:
         "dev_score": report["dev_score"],
         "test_score": report["test_score"],
     }
+    if profiler is not None:
+        out["profile_self_cpu_share"] = top_operators(profiler)
     print(json.dumps(out))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))

@@ -134,6 +134,19 @@ def test_a_kept_spec_is_shown_as_written(report, tmp_path):
     assert "models: [tiny-s, tiny-l]  # &lt;planted&gt;" in page
 
 
+def test_a_linked_or_binary_spec_is_never_shown(tmp_path):
+    # Reports are shared: a spec.yaml linked to a file of the reader's must not end up in one.
+    secret = tmp_path / "credentials"
+    secret.write_text("token = s3cret\n")
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "spec.yaml").symlink_to(secret)
+    assert "text" not in spec_of(study, [])
+    (study / "spec.yaml").unlink()
+    (study / "spec.yaml").write_bytes(b"\xff\xfe\x00binary")
+    assert "text" not in spec_of(study, [])
+
+
 def test_a_rewrite_replaces_the_report_and_a_foreign_folder_is_refused(report, tmp_path):
     out = tmp_path / "report"
     write(report, out)
@@ -204,3 +217,15 @@ def test_a_study_without_thresholds_says_so_instead_of_an_empty_table(report, tm
     text = console.export_text()
     assert "Thresholds: none (no method ran at several budgets" in text
     assert "┏" not in text.split("Findings")[1].split("Thresholds")[1]  # no table drawn
+
+
+def test_names_reach_the_terminal_as_written_never_as_markup_or_escapes(report, tmp_path):
+    # A study's names come from its spec and store: "[/]" would crash rich's markup parser and
+    # an escape sequence would be obeyed by the terminal.
+    crafted = report.thresholds.copy()
+    crafted.loc[crafted.index[0], "model"] = "[/]m[bold]\x1b[2J"
+    console = Console(record=True, width=200)
+    print_summary(dataclasses.replace(report, thresholds=crafted), tmp_path / "r.html", console)
+    text = console.export_text()
+    assert "[/]m[bold]\\x1b[2J" in text
+    assert "\x1b" not in text

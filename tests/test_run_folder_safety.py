@@ -214,6 +214,21 @@ def test_leftovers_of_a_finished_swap_are_removed(saved: Path, tmp_path: Path) -
     assert not aside.exists() and (out / "trial.json").is_file()
 
 
+def test_a_planted_link_among_leftovers_moves_and_deletes_nothing(
+    saved: Path, tmp_path: Path
+) -> None:
+    # A folder someone hands over with a link where swap_in leaves an earlier run: recovery
+    # must not move the linked folder's contents in, nor delete them.
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(saved, elsewhere / "run")
+    (tmp_path / "given").mkdir()
+    (tmp_path / "given" / ".run.earlier.x1y2").symlink_to(elsewhere)
+    out = tmp_path / "given" / "run"
+    run_folder.check_out(out)
+    assert not out.exists()
+    assert (elsewhere / "run" / "trial.json").is_file()
+
+
 def test_an_out_below_a_file_is_refused_before_training(
     tiny_bert: Path, toy_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -164,3 +164,30 @@ def test_a_folder_without_weights_is_one_error(tiny_bert: Path, tmp_path: Path) 
     (folder / "model.safetensors").unlink()
     with pytest.raises(UserError, match="holds no model weights"):
         load_model(str(folder))
+
+
+def test_a_stray_safetensors_name_does_not_let_pickled_weights_through(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "stray"
+    shutil.copytree(tiny_bert, folder)
+    (folder / "model.safetensors").rename(folder / "extra.safetensors")
+    with (folder / "pytorch_model.bin").open("wb") as out:
+        pickle.dump({"weights": "pretend"}, out)
+    with pytest.raises(UserError, match="only as a pickle"):
+        load_model(str(folder))
+
+
+def test_a_peft_adapter_folder_is_refused_before_transformers_follows_it(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    # transformers would load the weights at base_model_name_or_path (anywhere) and the
+    # adapter next to it, unpickling adapter_model.bin where no safetensors file is there.
+    folder = tmp_path / "adapter"
+    shutil.copytree(tiny_bert, folder)
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": str(tmp_path / "elsewhere")})
+    )
+    (folder / "adapter_model.bin").write_bytes(b"not read")
+    with pytest.raises(UserError, match="PEFT adapter folder"):
+        load_model(str(folder))

@@ -80,6 +80,12 @@ def test_a_failed_trial_is_recorded_and_retry_failed_reruns_it(study):
 
     result = invoke("run", study, "--trial", FAKE)  # without --retry-failed: nothing to do
     assert result.exit_code == 1 and "4 failed" in result.stdout
+    result = invoke("run", study, "--trial", FAKE, "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        **{"done": 4, "failed": 4, "running": 0, "pending": 0},
+        **{"trials": 8, "store": str(folder)},
+    }
 
     (study.parent / "fixed").touch()
     result = invoke("run", study, "--trial", FAKE, "--retry-failed")

@@ -7,8 +7,11 @@ import sys
 import threading
 import time
 
+import pytest
+
+from petscale.errors import UserError
 from petscale.study.spec import expand, parse_spec
-from petscale.study.store import Owner, Store
+from petscale.study.store import Owner, Store, trial_folder
 
 SPEC = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "budgets": [10, 20, 30, 40]}
 RESULT = {"dev_score": 0.8, "metric": "accuracy", "trainable_params": 10, "curve": [[0, 0.5]]}
@@ -109,3 +112,16 @@ def test_release_puts_running_trials_back(tmp_path):
         store.claim(owner)
         store.release(owner)
         assert store.counts()["pending"] == 4
+
+
+def test_only_a_trial_id_names_a_trial_folder_and_never_through_a_link(tmp_path):
+    # A handed-over store could name "../../somewhere" as a trial; reading its "delta" from
+    # outside the study would follow whatever model and data that folder names.
+    assert trial_folder(tmp_path, "0123456789abcdef") == tmp_path / "trials" / "0123456789abcdef"
+    for crafted in ("../../etc", "/abs/dir", "0123456789ABCDEF", "0123456789abcdef/.."):
+        with pytest.raises(UserError, match="not a trial id"):
+            trial_folder(tmp_path, crafted)
+    (tmp_path / "trials").mkdir()
+    (tmp_path / "trials" / "0123456789abcdef").symlink_to(tmp_path)
+    with pytest.raises(UserError, match="is a link"):
+        trial_folder(tmp_path, "0123456789abcdef")

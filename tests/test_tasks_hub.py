@@ -129,3 +129,22 @@ def test_offline_gives_one_line_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_options_rejected_for_packaged_tasks(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="'trec' ships with its data; data_dir applies only"):
         get_task("trec", data_dir=tmp_path)
+
+
+def test_a_local_copy_s_image_column_is_never_decoded(tmp_path: Path) -> None:
+    # An Image column's rows name files (or URLs) that decoding would open: dropped unread.
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"not an image: decoding it fails")
+    splits = {}
+    for split in SCHEMAS["sst2"][0]:
+        data = [{**row, "photo": {"path": str(photo)}} for row in rows("sst2")]
+        features = datasets.Features(
+            sentence=datasets.Value("string"),
+            label=datasets.ClassLabel(num_classes=2),
+            photo=datasets.Image(),
+        )
+        splits[split] = datasets.Dataset.from_list(data, features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "sst2"))
+    photo.unlink()
+    first = get_task("sst2", data_dir=tmp_path).splits()["train"][0]
+    assert first["text"] == "good film" and "photo" not in first

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -36,10 +37,14 @@ def recover(out: Path) -> None:
     if not out.parent.is_dir():
         return
     pattern = f".{glob.escape(out.name)}.{_EARLIER}.*"
-    leftovers = sorted(out.parent.glob(pattern), key=lambda p: p.stat().st_mtime)
+    # Only folders swap_in made: a planted link would move (and later delete) what it points at.
+    leftovers = sorted(
+        (p for p in out.parent.glob(pattern) if _own_folder(p)),
+        key=lambda p: p.lstat().st_mtime,
+    )
     if not leftovers:
         return
-    if not out.exists() and (leftovers[-1] / "run").is_dir():
+    if not out.exists() and _own_folder(leftovers[-1] / "run"):
         aside = leftovers[-1] / "run"
         try:
             os.rename(aside, out)
@@ -53,3 +58,12 @@ def recover(out: Path) -> None:
         )
     for leftover in leftovers:
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _own_folder(path: Path) -> bool:
+    """A real folder (not a link) of this user's."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()

@@ -45,7 +45,11 @@ for _name, _command in (
     ("report", report_cli.report),
 ):
     app.command(_name, short_help=_summary(_command))(_command)
-app.add_typer(study_cli.app, name="study", help="Run a study grid; its status; export results.")
+app.add_typer(
+    study_cli.app,
+    name="study",
+    help="Run a study grid; refine its thresholds; its status; export results.",
+)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`petscale study run | status | export`: run a study spec, watch it, get its table."""
+"""`petscale study run | thresholds | status | export`: run a study spec, refine its thresholds,
+watch it, get its table."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from petscale.cli import options as o
 from petscale.errors import UserError
-from petscale.formatting import duration
+from petscale.formatting import duration, literal
 from petscale.study.export import export as export_table
 from petscale.study.runners import Events, run_study
 from petscale.study.spec import check_counts, check_names, expand, load_spec
@@ -54,6 +56,7 @@ def run(
     track_dir: Path | None = typer.Option(
         None, "--track-dir", help="Where trackers write (default runs/track)."
     ),
+    json_output: o.Json = False,
 ) -> None:
     """Run every trial of SPEC not yet done; a rerun resumes where the last one stopped."""
     with _user_errors():
@@ -82,10 +85,13 @@ def run(
                 events=events,
                 keep_deltas=grid.keep_deltas,
             )
-    typer.echo(
-        f"{counts['done']}/{len(configs)} done, {counts['failed']} failed, "
-        f"{counts['running']} running elsewhere, {counts['pending']} pending; store: {folder}"
-    )
+    if json_output:
+        typer.echo(json.dumps({**counts, "trials": len(configs), "store": str(folder)}))
+    else:
+        typer.echo(
+            f"{counts['done']}/{len(configs)} done, {counts['failed']} failed, "
+            f"{counts['running']} running elsewhere, {counts['pending']} pending; store: {folder}"
+        )
     if counts["failed"]:
         typer.echo(f"rerun failed trials: petscale study run {spec} --retry-failed", err=True)
         raise typer.Exit(1)
@@ -207,7 +213,7 @@ class _ProgressEvents(Events):
         else:
             self.failed += 1
             self.progress.console.print(
-                f"failed {_label(config)}: {outcome['error']}", soft_wrap=True
+                f"failed {_label(config)}: {literal(str(outcome['error']))}", soft_wrap=True
             )
         self._update()
 
@@ -220,8 +226,11 @@ class _ProgressEvents(Events):
 
 
 def _label(config: dict[str, Any]) -> str:
+    """The trial as one line for the progress bar (names shown as written, never as markup)."""
     options = " ".join(f"{k}={v}" for k, v in config["options"].items())
-    return f"{config['model']} {config['task']} {config['method']} {options} seed={config['seed']}"
+    return literal(
+        f"{config['model']} {config['task']} {config['method']} {options} seed={config['seed']}"
+    )
 
 
 def _default_folder(spec: Path) -> Path:

@@ -53,9 +53,9 @@ class Rule:
 
 
 #: CPU: gathers cost about 20x a GEMM multiply-add per entry and token, so ``entry`` wins below
-#: ~5% (1/32 keeps a margin); small chunks stay in cache. CUDA (H200, bf16, 4,096 tokens): a
-#: step is bound by kernel launches, not arithmetic, and ``weight`` (the fewest kernels) beat
-#: ``entry`` and ``slab`` at every K from 1e3 to 1e7 (``benchmarks/gpu_bench.py``).
+#: ~3% (``benchmarks/values_grad.py``; 1/32 sits at it); small chunks stay in cache. CUDA (H200,
+#: bf16, 4,096 tokens): a step is bound by kernel launches, not arithmetic, and ``weight`` (the
+#: fewest kernels) beat ``entry`` and ``slab`` at every K from 1e3 to 1e7 (``gpu_bench.py``).
 RULES: dict[str, Rule] = {
     "cpu": Rule(slab=1 / 3, entry=1 / 32, chunk=2**18),
     "cuda": Rule(slab=0.0, entry=0.0, chunk=2**24),
@@ -181,10 +181,17 @@ def entry_grad(
     x_t = torch.empty(x2.shape[::-1], dtype=dtype, device=x2.device).copy_(x2.T)
     out = torch.empty(indices.numel(), dtype=dtype, device=grad2.device)
     step = max(1, chunk // max(1, grad2.shape[0]))
+    # Two buffers reused by every chunk: fresh ones each time cost a CPU allocator round trip
+    # (page faults for each new mapping) that took longer than the products themselves.
+    size = (min(step, indices.numel()), grad_t.shape[1])
+    left = torch.empty(size, dtype=dtype, device=grad2.device)
+    right = torch.empty(size, dtype=dtype, device=grad2.device)
     for start in range(0, indices.numel(), step):
         part = slice(start, start + step)
-        products = grad_t.index_select(0, rows[part]).mul_(x_t.index_select(0, cols[part]))
-        torch.sum(products, 1, out=out[part])
+        n = len(rows[part])
+        torch.index_select(grad_t, 0, rows[part], out=left[:n])
+        torch.index_select(x_t, 0, cols[part], out=right[:n])
+        torch.sum(left[:n].mul_(right[:n]), 1, out=out[part])
     return out
 
 

@@ -25,6 +25,7 @@ from petscale.report.html import render
 from petscale.study.store import SPEC_NAME, Store, trial_folder
 
 REPORT_NAME = "report.html"
+MAX_SPEC_BYTES = 1 << 20  # a kept spec larger than this is not a spec petscale wrote
 
 
 def gather(
@@ -174,16 +175,30 @@ def _figure(name: str, title: str, fig: Any) -> Figure | None:
 
 
 def spec_of(folder: Path, configs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The spec file if the folder keeps one; else every setting's values over the done trials."""
+    """The spec file if the folder keeps one; else every setting's values over the done trials.
+
+    Reports are shared, so only the spec a study wrote is shown: a link (which could point at
+    any file of the reader's), an oversized or non-text file falls back to the grid.
+    """
     path = folder / SPEC_NAME
-    if path.is_file():
-        return {"source": str(path), "text": path.read_text()}
+    text = _kept_spec_text(path)
+    if text is not None:
+        return {"source": str(path), "text": text}
     values: dict[str, set[str]] = {}
     for config in configs:
         for key, value in _flatten(config):
             values.setdefault(key, set()).add(json.dumps(value))
     grid = {key: sorted(v) for key, v in sorted(values.items())}
     return {"source": "the configs of the done trials", "grid": grid}
+
+
+def _kept_spec_text(path: Path) -> str | None:
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_SPEC_BYTES:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from petscale.formatting import duration
+from petscale.formatting import duration, literal
 from petscale.report.contents import Report
 from petscale.report.tables import rows
 
@@ -27,7 +27,7 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     findings = Table("finding", "on this run", "seeds", "evidence", title="Findings")
     for f in report.findings:
         style = VERDICT_STYLE.get(f.verdict, "dim")
-        findings.add_row(f.claim, f"[{style}]{f.verdict}[/]", str(f.n_seeds), f.evidence)
+        findings.add_row(f.claim, f"[{style}]{f.verdict}[/]", str(f.n_seeds), literal(f.evidence))
     console.print(findings)
     header, body = rows(report.thresholds, TERMINAL_THRESHOLD_COLUMNS)
     if body:
@@ -37,8 +37,8 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
             justify = "left" if name in ("model", "task", "structure") else "right"
             thresholds.add_column(name, overflow="fold", justify=justify)
         for line in body:
-            thresholds.add_row(*line)
+            thresholds.add_row(*map(literal, line))
         console.print(thresholds)
     else:
         console.print("Thresholds: none (no method ran at several budgets on one model and task)")
-    console.print(f"report: {path}")
+    console.print(f"report: {literal(str(path))}")

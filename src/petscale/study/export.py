@@ -83,7 +83,7 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise UserError("parquet export needs pyarrow: pip install 'petscale[parquet]'") from None
+        raise UserError("parquet export needs pyarrow: pip install pyarrow") from None
     # Option values may mix types across methods (e.g. "adjacent" and 3): store those as text.
     columns = {}
     for name in rows[0] if rows else ["id"]:

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sqlite3
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from petscale.errors import UserError
-from petscale.ids import trial_id
+from petscale.ids import TRIAL_ID_PATTERN, trial_id
 
 STORE_NAME = "study.sqlite"
 SPEC_NAME = "spec.yaml"  # the spec last run into the folder
@@ -319,14 +320,29 @@ def make_folder(folder: Path) -> Path:
 def keep_spec(spec: str | Path, folder: str | Path) -> None:
     """Keep a copy of the spec last run into ``folder`` as ``spec.yaml`` (reports show it)."""
     target = make_folder(Path(folder)) / SPEC_NAME
-    staging = target.with_name(f".{SPEC_NAME}.{os.getpid()}")
-    staging.write_bytes(Path(spec).read_bytes())
+    # A fresh staging file (never one a folder someone handed over could have planted a link at).
+    handle, staging = tempfile.mkstemp(prefix=f".{SPEC_NAME}.", dir=target.parent)
+    with os.fdopen(handle, "wb") as out:
+        out.write(Path(spec).read_bytes())
     os.replace(staging, target)
 
 
 def trial_folder(folder: str | Path, tid: str) -> Path:
-    """Where a study keeps the run folder (trained delta and head) of trial ``tid``."""
-    return Path(folder) / TRIALS_DIR / tid
+    """Where a study keeps the run folder (trained delta and head) of trial ``tid``.
+
+    The id comes from the store, which a study folder someone hands over may have edited: only
+    a trial id (16 hex digits) names a folder, and never through a link, so nothing outside
+    ``trials/`` is read as a trial's.
+    """
+    if not isinstance(tid, str) or not TRIAL_ID_PATTERN.fullmatch(tid):
+        raise UserError(
+            f"{folder}: the store names a trial {tid!r}, which is not a trial id (16 hex "
+            "digits); the study's store was edited or damaged, rerun the study into a new folder"
+        )
+    path = Path(folder) / TRIALS_DIR / tid
+    if path.is_symlink():
+        raise UserError(f"{path} is a link; a study keeps its trials' folders inside it")
+    return path
 
 
 def _alive(pid: int) -> bool:

@@ -206,11 +206,16 @@ def _split_rows(folder: Path, split: str, encoding: str) -> tuple[list[dict], li
     """Rows of one split of a local copy, with a 'file line N' note for each, or None."""
     if (folder / "dataset_dict.json").is_file():
         from datasets import load_from_disk
+        from datasets.features.features import require_decoding
 
         dataset = load_from_disk(str(folder))
         if split not in dataset:
             return None
-        rows = list(dataset[split])
+        part = dataset[split]
+        # Columns that decode (images, audio, ...) hold no text or label; they are dropped
+        # unread: decoding would open whatever files or URLs their rows name.
+        decoded = [k for k, f in part.features.items() if require_decoding(f)]
+        rows = list(part.remove_columns(decoded))
         return rows, [f"{folder} split {split} row {i}" for i in range(len(rows))]
     for suffix in SUFFIXES:
         if (folder / f"{split}{suffix}").is_file():

@@ -206,11 +206,18 @@ def weight_options() -> dict[str, object]:
 
 
 def check_weight_files(folder: Path) -> None:
-    """Refuse, before transformers sees it, a folder whose weights exist only as pickles."""
-    names = [p.name for p in folder.iterdir()]
-    if allow_pickle() or any(
-        n.endswith((".safetensors", ".safetensors.index.json")) for n in names
-    ):
+    """Refuse, before transformers sees it, a folder whose weights are not its own safetensors.
+
+    A PEFT adapter folder is refused too: transformers would load the weights its
+    ``adapter_config.json`` names (any path) and the adapter itself, possibly from a pickle.
+    """
+    names = {p.name for p in folder.iterdir()}
+    if "adapter_config.json" in names:
+        raise UserError(
+            f"{folder} is a PEFT adapter folder (adapter_config.json), not a model; pass the "
+            "base model's folder (the adapter names it as base_model_name_or_path)"
+        )
+    if allow_pickle() or names & {"model.safetensors", "model.safetensors.index.json"}:
         return
     pickles = sorted(n for n in names if n.endswith(_PICKLE_SUFFIXES))
     if pickles:
@@ -219,7 +226,10 @@ def check_weight_files(folder: Path) -> None:
             "load (unpickling can run code); convert it to model.safetensors where you trust it "
             f"(save_pretrained(folder, safe_serialization=True)), or set {ALLOW_PICKLE_ENV}=1"
         )
-    raise UserError(f"{folder} holds no model weights (model.safetensors); pass a model folder")
+    raise UserError(
+        f"{folder} holds no model weights (model.safetensors or model.safetensors.index.json); "
+        "pass a model folder"
+    )
 
 
 def pretrained(loader: Callable[..., T], source: str | Path, **options: object) -> T:
