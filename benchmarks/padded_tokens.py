@@ -2,9 +2,9 @@
 
 The whole_trial.py workload's data: MiniLM-L6's tokenizer, Rotten Tomatoes' train split at max
 length 128, 300 batches of 32, seed 0. Counts the tokens of each batch padded to its longest
-row (``input_ids`` positions), for the batches ``petscale.train.batches`` draws and for random batches (a seeded shuffle
-cut in order, as a random sampler with DataCollatorWithPadding gives), and the real tokens of
-the random ones. No model runs.
+row (``input_ids`` positions), for the batches ``petscale.train.batches`` draws and for random
+batches (a seeded shuffle cut in order, as a random sampler with DataCollatorWithPadding
+gives), and the real tokens of the random ones. No model runs.
 
 Run: PETSCALE_CACHE=/tmp/pcache PYTHONPATH=src .venv/bin/python benchmarks/padded_tokens.py
 """
