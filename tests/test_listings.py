@@ -106,3 +106,12 @@ def test_tuning_a_hub_id_offline_names_the_bundled_stand_in(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="--model t5-v1_1-small"):
         load_model("google/t5-v1_1-small", "classification")
+
+
+def test_a_listing_shows_control_characters_instead_of_sending_them(capsys) -> None:
+    from petscale.cli.table import print_table
+
+    print_table(("name", "kind"), [("evil\x1b[2J", "x"), ("plain", "y")])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil\\x1b[2J  x" in out
+    assert out.splitlines()[2].startswith("plain        y")

@@ -12,10 +12,15 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters (a terminal's escape sequences) shown as ``\\xNN``,
+    not obeyed; newlines and tabs kept."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in text)
+
+
 def literal(text: str) -> str:
-    """``text`` for a rich console, shown as written: its brackets are not markup and its
-    control characters (a terminal's escape sequences) are shown as ``\\xNN``, not obeyed."""
+    """``text`` for a rich console, shown as written: ``printable``, and its brackets are not
+    markup."""
     from rich.markup import escape
 
-    shown = "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in text)
-    return escape(shown)
+    return escape(printable(text))

@@ -10,12 +10,16 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from petscale.formatting import printable
+
 
 def print_table(
     headers: Sequence[str], rows: Sequence[Sequence[str]], file: TextIO | None = None
 ) -> None:
-    """Print ``rows`` under ``headers``, left-aligned, two spaces between columns."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    for line in (headers, *rows):
-        cells = [str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)]
+    """Print ``rows`` under ``headers``, left-aligned, two spaces between columns; control
+    characters in a cell are shown, not sent to the terminal."""
+    shown = [[printable(str(cell)) for cell in line] for line in (headers, *rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(*shown, strict=True)]
+    for line in shown:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=True)]
         print("  ".join(cells).rstrip(), file=file or sys.stdout)
