@@ -24,6 +24,7 @@ from typing import Any
 
 from petscale.errors import UserError
 from petscale.ids import TRIAL_ID_PATTERN, trial_id
+from petscale.study.integrity import STATUSES, checked_row
 
 STORE_NAME = "study.sqlite"
 SPEC_NAME = "spec.yaml"  # the spec last run into the folder
@@ -77,7 +78,6 @@ RESULT_COLUMNS = (
     "seconds",
     "peak_memory_mb",
 )
-STATUSES = ("pending", "running", "done", "failed")
 TAMPERED = (
     "StoreError: the stored config no longer hashes to this trial's id (the store was edited);"
     " not run. Delete the row, or restore its config, and rerun"
@@ -265,15 +265,14 @@ class Store:
         }
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        """Every trial with its config and curve decoded, in the order they were added."""
-        curves: dict[str, list[list[float]]] = {}
+        """Every trial with its config and curve decoded, in the order they were added; a row
+        someone damaged is a UserError (``integrity.checked_row``)."""
+        curves: dict[str, list[list[Any]]] = {}
         for tid, step, score in self.db.execute("SELECT * FROM curve ORDER BY trial_id, step"):
             curves.setdefault(tid, []).append([step, score])
         for row in self.db.execute("SELECT * FROM trials ORDER BY created_at, rowid"):
             record = dict(row)
-            record["config"] = json.loads(record["config"])
-            record["curve"] = curves.get(record["id"], [])
-            yield record
+            yield checked_row(record, curves.get(record["id"], []), str(self.path))
 
     def _reclaim(self, owner: Owner, now: float) -> None:
         self.db.execute(
