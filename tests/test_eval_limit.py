@@ -59,3 +59,18 @@ def test_a_tune_scores_the_limited_splits(
     )
     assert result["eval_limit"] == 8
     assert scored == [8, 8]  # dev at the end, then test; the toy splits hold 40 each
+
+
+def test_the_exported_table_says_which_trials_were_scored_on_a_subset(tmp_path: Path) -> None:
+    from petscale.study.export import table
+    from petscale.study.store import Owner, Store
+
+    spec = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "budgets": [10]}
+    configs = [*expand(parse_spec(spec)), *expand(parse_spec({**spec, "eval_limit": 50}))]
+    with Store(tmp_path) as store:
+        store.queue(configs)
+        for _ in configs:
+            tid, _config = store.claim(Owner())
+            store.finish(tid, {"dev_score": 0.5, "seconds": 1.0})
+    limits = sorted(row["eval_limit"] or 0 for row in table(tmp_path))
+    assert limits == [0, 50]

@@ -115,3 +115,14 @@ def test_a_listing_shows_control_characters_instead_of_sending_them(capsys) -> N
     out = capsys.readouterr().out
     assert "\x1b" not in out and "evil\\x1b[2J  x" in out
     assert out.splitlines()[2].startswith("plain        y")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["study", "status", "a" * 300], ["report", "a" * 300], ["export", "a" * 300, "--out", "x"]],
+)
+def test_a_path_the_system_refuses_is_one_line(args, monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(args, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err

@@ -285,3 +285,22 @@ def test_a_failed_write_keeps_the_run_elsewhere(
     assert not (tmp_path / "run").exists()
     assert [p.name for p in tmp_path.iterdir()] == []  # the failed staging folder is gone
     shutil.rmtree(kept)
+
+
+def test_export_replaces_only_an_earlier_export_never_other_files(saved: Path, tmp_path: Path):
+    out = tmp_path / "peft"
+    export(saved, out)
+    export(saved, out)  # an earlier export is replaced whole
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "adapter_config.json").write_text('{"mine": 1}')
+    (mine / "README.md").write_text("keep")
+    for target in (mine, saved, saved / "sub"):
+        with pytest.raises(UserError, match="not a PEFT adapter|inside the run folder"):
+            export(saved, target)
+    assert (mine / "adapter_config.json").read_text() == '{"mine": 1}'
+    assert not (saved / "adapter_config.json").exists()

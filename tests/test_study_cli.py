@@ -143,3 +143,46 @@ def test_ray_backend_completes_a_small_study(study, tmp_path):
     assert statuses == ["done"] * 4 + ["failed"] * 4
     runs = [line.split()[0] for line in (tmp_path / "runs.log").read_text().splitlines()]
     assert sorted(runs) == sorted(r["id"] for r in rows(out))  # each trial ran once
+
+
+def test_export_never_replaces_the_store_the_spec_or_a_file_it_did_not_write(study, tmp_path):
+    (tmp_path / "fixed").touch()
+    out = tmp_path / "out"
+    assert invoke("run", study, "--trial", FAKE, "--out", out).exit_code == 0
+    store = (out / "study.sqlite").read_bytes()
+    mine = tmp_path / "notes.csv"
+    mine.write_text("text,label\nkeep me,1\n")
+    for target in (out / "study.sqlite", out / "spec.yaml", mine):
+        result = invoke("export", out, "--out", target)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert (out / "study.sqlite").read_bytes() == store
+    assert mine.read_text() == "text,label\nkeep me,1\n"
+    assert invoke("export", out).exit_code == 0
+    assert invoke("export", out).exit_code == 0  # an earlier export is replaced
+    assert (out / "trials.csv").read_text().startswith("id,")
+
+
+def test_readers_refuse_an_empty_or_foreign_store_and_write_nothing_to_it(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "study.sqlite").write_bytes(b"")
+    for command in (["status", str(folder)], ["export", str(folder)]):
+        result = invoke(*command)
+        assert result.exit_code == 2 and "not a petscale study store" in result.stderr
+    assert (folder / "study.sqlite").read_bytes() == b""
+    assert sorted(p.name for p in folder.iterdir()) == ["study.sqlite"]
+
+
+def test_a_failed_trial_s_retry_hint_names_the_out_folder(study, tmp_path):
+    out = tmp_path / "elsewhere"
+    result = invoke("run", study, "--trial", FAKE, "--out", out)
+    assert result.exit_code == 1
+    assert f"--out {out} --retry-failed" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0"])
+def test_cpus_per_trial_must_be_a_positive_number(study, tmp_path, value):
+    result = invoke(
+        "run", study, "--trial", FAKE, "--out", tmp_path / "o", "--cpus-per-trial", value
+    )
+    assert result.exit_code == 2 and "--cpus-per-trial must be a number > 0" in result.stderr

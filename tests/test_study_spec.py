@@ -95,6 +95,7 @@ def test_methods_as_a_list_allow_one_method_twice():
         ({"seeds": [10**20]}, "seeds[0]: 100000000000000000000 is too large"),
         ({"lr": 0}, "lr: the learning rate must be > 0"),
         ({"lr": {"lora": -1}}, "lr.lora: the learning rate must be > 0"),
+        ({"lr": 1.0e20}, "lr: 1e+20 is far above any useful rate"),
         ({"head": "big"}, "head: expected one of trainable, frozen, label-words"),
         ({"pooling": "max"}, "pooling: expected one of auto, cls, mean"),
         ({"methods": {"lora": {"budget": 5}}}, "methods.lora.budget: set budgets with 'budgets'"),

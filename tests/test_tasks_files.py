@@ -95,3 +95,22 @@ def test_folder_without_train(tmp_path: Path) -> None:
 def test_unknown_name() -> None:
     with pytest.raises(UserError, match="unknown task 'nonesuch'"):
         get_task("nonesuch")
+
+
+def test_an_empty_label_cell_is_named_not_made_a_class(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("text,label\na,1\nb,0\nc,\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"d.csv line 4: the 'label' cell is empty"):
+        get_task(str(tmp_path / "d.csv")).splits()
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("text,label,label\na,1,0\nb,0,1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="names column 'label' twice"):
+        get_task(str(tmp_path / "d.csv")).splits()
+
+
+def test_a_folder_with_two_train_files_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("text,label\na,1\nb,0\n", encoding="utf-8")
+    write_jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": "1"}])
+    with pytest.raises(UserError, match=r"several train files \(train.csv, train.jsonl\)"):
+        get_task(str(tmp_path)).splits()

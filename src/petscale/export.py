@@ -15,6 +15,8 @@ The run folder is checked against the model on the meta device before any tensor
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from safetensors.torch import save_file
 
 from petscale.budget import attach_method
 from petscale.errors import UserError
+from petscale.folders import recover, swap_in
 from petscale.heads import head_parameters
 from petscale.methods import METHODS, get_method, make_config
 from petscale.pooling import resolve_pooling
@@ -32,6 +35,7 @@ from petscale.zoo.loader import meta_model
 from petscale.zoo.structure import Structure, structure_of
 
 FORMATS = ("peft",)
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 
 _TASK_TYPES = {"encoder-decoder": "SEQ_2_SEQ_LM", "decoder": "CAUSAL_LM"}
 
@@ -41,8 +45,8 @@ def export(folder: str | Path, out: str | Path, format: str = "peft") -> Path:
     if format not in FORMATS:
         raise UserError(f"unknown --format {format!r}; formats: {', '.join(FORMATS)}")
     folder, out = Path(folder), Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; pass a folder for the adapter")
+    recover(out)
+    _check_out(folder, out)
     run = read_run(folder)
     model_name = run.trial["model"]
     structure = _checked_structure(run)
@@ -50,16 +54,49 @@ def export(folder: str | Path, out: str | Path, format: str = "peft") -> Path:
     config, weights = _peft_adapter(run, structure)
     config["base_model_name_or_path"] = str(_base_folder(model_name))
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.contiguous() for k, v in weights.items()}
-        save_file(tensors, out / "adapter_model.safetensors")
-        (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole beside --out, then swapped in: a failed write leaves an earlier export.
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            tensors = {k: v.contiguous() for k, v in weights.items()}
+            save_file(tensors, staging / ADAPTER_WEIGHTS)
+            (staging / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+            staging.chmod(0o755)  # a folder to share, not mkdtemp's owner-only one
+            swap_in(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     except OSError as err:
         raise UserError(
             f"cannot write the adapter to {out} ({err.strerror or err}); pass a folder you can "
             "write to"
         ) from err
     return out
+
+
+def _check_out(folder: Path, out: Path) -> None:
+    """Refuse an ``--out`` that is the run itself or holds files an export did not write."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a folder for the adapter")
+    if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
+        raise UserError(f"--out {out} is inside the run folder {folder}; pass another folder")
+    if not out.is_dir():
+        return
+    others = sorted(
+        p.name for p in out.iterdir() if p.name not in (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
+    )
+    if others or (any(out.iterdir()) and not _is_adapter_config(out / ADAPTER_CONFIG)):
+        named = ", ".join(others) or ADAPTER_CONFIG
+        raise UserError(
+            f"--out {out} holds files that are not a PEFT adapter ({named}); pass a new or "
+            "empty folder, or an earlier export"
+        )
+
+
+def _is_adapter_config(path: Path) -> bool:
+    try:
+        return "peft_type" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _checked_structure(run: SavedRun) -> Structure:

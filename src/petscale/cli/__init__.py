@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,11 @@ def main() -> None:
         code = command.main(standalone_mode=False, prog_name="petscale")
     except UserError as err:
         _fail(str(err))
+    except sqlite3.DatabaseError as err:  # a study store damaged below what its checks read
+        _fail(f"a study store could not be read ({err}); restore it from a copy")
+    except OSError as err:  # a path the system refuses: too long, not a folder, no permission
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or err}")
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except typer.Abort:

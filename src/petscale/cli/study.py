@@ -93,7 +93,10 @@ def run(
             f"{counts['running']} running elsewhere, {counts['pending']} pending; store: {folder}"
         )
     if counts["failed"]:
-        typer.echo(f"rerun failed trials: petscale study run {spec} --retry-failed", err=True)
+        where = f" --out {folder}" if out else ""
+        typer.echo(
+            f"rerun failed trials: petscale study run {spec}{where} --retry-failed", err=True
+        )
         raise typer.Exit(1)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from petscale.errors import UserError
-from petscale.study.spec import CONFIG_KEYS
-from petscale.study.store import RESULT_COLUMNS, Store
+from petscale.settings import CONFIG_KEYS, WHEN_SET
+from petscale.study.store import RESULT_COLUMNS, SPEC_NAME, STORE_NAME, Store
 
 FORMATS = ("csv", "parquet")
 # The store's own result columns, with the bookkeeping a reader of the table wants around them.
@@ -38,7 +40,7 @@ def table(folder: str | Path) -> list[dict[str, Any]]:
     for r in records:
         config = r["config"]
         row: dict[str, Any] = {"id": r["id"]}
-        for key in CONFIG_KEYS:
+        for key in (*CONFIG_KEYS, *WHEN_SET):
             if key == "options":
                 options = config["options"]
                 row.update({f"options.{n}": _scalar(options.get(n)) for n in option_names})
@@ -58,24 +60,55 @@ def export(folder: str | Path, fmt: str, out: str | Path | None = None) -> Path:
         raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     rows = table(folder)
     path = Path(out) if out else Path(folder) / f"trials.{fmt}"
-    if path.is_dir():
-        raise UserError(
-            f"--out {path} is a folder; give a file path, e.g. {path / f'trials.{fmt}'}"
-        )
+    _check_out(path, Path(folder), fmt)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "csv":
-            with path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id"])
-                writer.writeheader()
-                writer.writerows(rows)
-        else:
-            _write_parquet(rows, path)
+        # Written beside, then renamed: a failed export leaves an earlier one whole.
+        handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(handle)
+        os.chmod(staging, 0o644)  # a table to share, not mkstemp's owner-only file
+        try:
+            if fmt == "csv":
+                with open(staging, "w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id"])
+                    writer.writeheader()
+                    writer.writerows(rows)
+            else:
+                _write_parquet(rows, Path(staging))
+            os.replace(staging, path)
+        finally:
+            Path(staging).unlink(missing_ok=True)
     except OSError as e:
         raise UserError(
             f"cannot write {path}: {e.strerror or e}; give --out a writable path"
         ) from None
     return path
+
+
+def _check_out(path: Path, folder: Path, fmt: str) -> None:
+    """Refuse an ``--out`` that would replace the study's own files or a file no export wrote."""
+    if path.is_dir():
+        raise UserError(
+            f"--out {path} is a folder; give a file path, e.g. {path / f'trials.{fmt}'}"
+        )
+    own = [folder / STORE_NAME, folder / f"{STORE_NAME}-wal", folder / f"{STORE_NAME}-shm"]
+    if path.exists() and any(path.resolve() == p.resolve() for p in [*own, folder / SPEC_NAME]):
+        raise UserError(f"--out {path} is the study's own store or spec; give another file")
+    if path.exists() and not _earlier_export(path, fmt):
+        raise UserError(
+            f"--out {path} exists and is not an earlier {fmt} export of a study; give a new "
+            "path, or move that file away"
+        )
+
+
+def _earlier_export(path: Path, fmt: str) -> bool:
+    """Whether ``path`` looks like what ``export`` writes: a CSV whose first column is ``id``,
+    or a Parquet file."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head == b"PAR1" if fmt == "parquet" else head[:3] == b"id," or head == b"id\r\n"
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:

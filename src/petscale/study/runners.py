@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -73,8 +74,9 @@ def run_study(
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    if (cpus_per_trial is not None and cpus_per_trial <= 0) or gpus_per_trial < 0:
-        raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    cpus_ok = cpus_per_trial is None or (math.isfinite(cpus_per_trial) and cpus_per_trial > 0)
+    if not cpus_ok or not (math.isfinite(gpus_per_trial) and gpus_per_trial >= 0):
+        raise UserError("--cpus-per-trial must be a number > 0 and --gpus-per-trial one >= 0")
     resolve(trial)  # a wrong path fails here, once, not in every trial
     events = events or Events()
     with Store(folder, lease_s) as store:

@@ -47,7 +47,7 @@ import yaml
 
 from petscale.errors import UserError
 from petscale.ids import trial_id
-from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, kind
+from petscale.settings import CONFIG_KEYS, MAX_LR, RULES, STUDY_SETTINGS, WHEN_SET, kind
 from petscale.settings import DEFAULTS as TRIAL_DEFAULTS
 
 #: A study trains a fixed number of steps and watches its curve (``tune``: one epoch, scored
@@ -434,16 +434,17 @@ def _lr(value: Any) -> float | dict[str, float] | None:
         return None
     if isinstance(value, Mapping):
         return {
-            _method_name(method, "lr"): _positive(lr, f"lr.{method}")
-            for method, lr in value.items()
+            _method_name(method, "lr"): _rate(lr, f"lr.{method}") for method, lr in value.items()
         }
-    return _positive(value, "lr")
+    return _rate(value, "lr")
 
 
-def _positive(value: Any, key: str) -> float:
+def _rate(value: Any, key: str) -> float:
     number = float(_number(value, key))
     if number <= 0:
         raise UserError(f"{key}: the learning rate must be > 0, got {value!r}")
+    if number > MAX_LR:  # tune's bound too
+        raise UserError(f"{key}: {value!r} is far above any useful rate; use at most {MAX_LR}")
     return number
 
 

@@ -99,11 +99,14 @@ class Owner:
 class Store:
     """A connection to ``DIR/study.sqlite``; use one per thread or process."""
 
-    def __init__(self, folder: str | Path, lease_s: float = LEASE_S) -> None:
+    def __init__(self, folder: str | Path, lease_s: float = LEASE_S, create: bool = True) -> None:
+        """``create=False`` (readers: status, export, report) only reads: an empty or foreign
+        SQLite file is refused, never given petscale's tables."""
         self.folder = Path(folder)
         self.path = self.folder / STORE_NAME
         self.lease_s = lease_s
-        make_folder(self.folder)
+        if create:
+            make_folder(self.folder)
         try:
             # Autocommit mode: every transaction below is opened explicitly.
             self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -111,9 +114,12 @@ class Store:
             raise UserError(f"cannot open the study store {self.path}: {e}") from None
         try:
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
-            self.db.executescript(_SCHEMA)
+            if create:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a crash
+                self.db.executescript(_SCHEMA)
+            else:
+                self._check_tables()
             self.db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY, ord INTEGER NOT NULL)"
             )
@@ -126,11 +132,20 @@ class Store:
 
     @classmethod
     def existing(cls, folder: str | Path) -> Store:
-        """Open the store of a study that has been run; a UserError if there is none."""
+        """Open the store of a study that has been run, to read; a UserError if there is none."""
         path = Path(folder) / STORE_NAME
         if not path.is_file():
             raise UserError(f"no study store at {path}; run `petscale study run SPEC` first")
-        return cls(folder)
+        return cls(folder, create=False)
+
+    def _check_tables(self) -> None:
+        found = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master")}
+        if not {"trials", "curve"} <= found:
+            self.db.close()
+            raise UserError(
+                f"{self.path} is not a petscale study store (no trials table); pass a study "
+                "folder, one `petscale study run` wrote"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -247,12 +262,12 @@ class Store:
         return {status: 0 for status in STATUSES} | {s: n for s, n in rows}
 
     def summary(self) -> dict[str, Any]:
-        """Counts, time spent, and an estimate of the time left (see ``petscale study status``)."""
+        """Counts, time spent, and an estimate of the time left (see ``petscale study status``);
+        a damaged row is a UserError, as for every other reader."""
         counts = self.counts()
-        row = self.db.execute(
-            "SELECT SUM(seconds), AVG(seconds) FROM trials WHERE status = 'done'"
-        ).fetchone()
-        spent, mean = row[0] or 0.0, row[1]
+        seconds = [r["seconds"] for r in self.rows() if r["status"] == "done"]
+        spent = float(sum(seconds))
+        mean = spent / len(seconds) if seconds else None
         left = counts["pending"] + counts["running"]
         # Trials run side by side as many at a time as are running now.
         parallel = max(1, counts["running"])

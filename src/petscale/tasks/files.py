@@ -90,6 +90,10 @@ def _read_jsonl(path: Path, text: str) -> Table:
 def _read_delimited(path: Path, text: str, delimiter: str) -> Table:
     csv.field_size_limit(sys.maxsize)  # long documents (news, dialogues) exceed the default
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = list(reader.fieldnames or [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:  # csv would keep the last column of a name, silently
+        raise UserError(f"{path}: the header names column {repeated[0]!r} twice; rename one")
     rows, lines = [], []
     start = 2  # the first data line, after the header
     for row in reader:
@@ -103,10 +107,14 @@ def find_split_files(folder: Path) -> dict[str, Path]:
     """train/dev/test files in ``folder`` (dev may be named validation)."""
     found: dict[str, Path] = {}
     for split, stems in SPLIT_NAMES.items():
-        for stem in stems:
-            for suffix in SUFFIXES:
-                if split not in found and (folder / f"{stem}{suffix}").is_file():
-                    found[split] = folder / f"{stem}{suffix}"
+        files = [
+            folder / f"{s}{x}" for s in stems for x in SUFFIXES if (folder / f"{s}{x}").is_file()
+        ]
+        if len(files) > 1:
+            names = ", ".join(p.name for p in files)
+            raise UserError(f"{folder}: several {split} files ({names}); keep one of them")
+        if files:
+            found[split] = files[0]
     if "train" not in found:
         raise UserError(
             f"{folder}: no train file; expected train.csv, train.tsv or train.jsonl "
@@ -160,7 +168,12 @@ def _row(
     for column in (*fields, label_field):
         if row.get(column) is None:
             raise UserError(f"{table.where(i)}: no value for column {column!r}")
+    label = str(row[label_field]).strip()
+    if not label:  # an empty cell would become a class of its own
+        raise UserError(
+            f"{table.where(i)}: the {label_field!r} cell is empty; give every row a label"
+        )
     example: Example = {"text": str(row[fields[0]])}
     if len(fields) > 1:
         example["text_pair"] = str(row[fields[1]])
-    return str(row[label_field]).strip(), example, table.where(i)
+    return label, example, table.where(i)
