@@ -191,3 +191,23 @@ def test_a_peft_adapter_folder_is_refused_before_transformers_follows_it(
     (folder / "adapter_model.bin").write_bytes(b"not read")
     with pytest.raises(UserError, match="PEFT adapter folder"):
         load_model(str(folder))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: [c], "not a model config"),
+        (lambda c: {**c, "hidden_size": -384}, "hidden_size is -384"),
+        (lambda c: {**c, "num_attention_heads": 0}, "num_attention_heads is 0"),
+        (lambda c: {**c, "num_hidden_layers": 100000}, "100000 layers"),
+    ],
+)
+def test_a_crafted_config_is_one_error_before_transformers_reads_it(
+    tiny_bert: Path, tmp_path: Path, change, message
+) -> None:
+    folder = tmp_path / "crafted"
+    shutil.copytree(tiny_bert, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(change(config)))
+    with pytest.raises(UserError, match=message):
+        petscale.count(model=str(folder), method="lora")

@@ -190,10 +190,50 @@ def load_config(name: str) -> PretrainedConfig:
     local = _known_name(name) in _PACKAGED or is_local_folder(name)
     folder = weights_folder(name) if local else None
     if folder is not None:
+        check_config_file(folder / "config.json")
         return pretrained(AutoConfig.from_pretrained, folder)
     if name in entries():
         return bundled_config(name)
     return from_hub(name, AutoConfig.from_pretrained)
+
+
+#: A config's sizes, under the names the supported families use.
+SIZE_KEYS = (
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "n_embd",
+    "n_head",
+    "d_model",
+    "num_heads",
+    "d_ff",
+    "d_kv",
+)
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "num_decoder_layers")
+MAX_LAYERS = 1000  # the deepest released models have a few hundred
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse a local folder's config.json that is not a model config before transformers reads
+    it: not a JSON object, or a size that is not a positive whole number."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{path} is not a readable JSON file ({err}); pass a model folder"
+        ) from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} holds a JSON {type(raw).__name__}, not a model config (an object)")
+    for key in (*SIZE_KEYS, *LAYER_KEYS):
+        value = raw.get(key)
+        if value is not None and (type(value) is not int or value < 1):
+            raise UserError(
+                f"{path}: {key} is {value!r}; a model's sizes are positive whole numbers"
+            )
+    layers = max((raw.get(k) or 0 for k in LAYER_KEYS), default=0)
+    if layers > MAX_LAYERS:
+        raise UserError(f"{path}: {layers} layers; no model has more than {MAX_LAYERS}")
 
 
 def allow_pickle() -> bool:
