@@ -197,6 +197,7 @@ def test_a_peft_adapter_folder_is_refused_before_transformers_follows_it(
     ("change", "message"),
     [
         (lambda c: [c], "not a model config"),
+        (lambda c: {k: v for k, v in c.items() if k != "model_type"}, "names no model_type"),
         (lambda c: {**c, "hidden_size": -384}, "hidden_size is -384"),
         (lambda c: {**c, "num_attention_heads": 0}, "num_attention_heads is 0"),
         (lambda c: {**c, "num_hidden_layers": 100000}, "100000 layers"),

@@ -114,3 +114,11 @@ def test_a_folder_with_two_train_files_is_refused(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": "1"}])
     with pytest.raises(UserError, match=r"several train files \(train.csv, train.jsonl\)"):
         get_task(str(tmp_path)).splits()
+
+
+def test_a_data_dir_that_is_not_a_folder_or_given_with_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("text,label\na,1\nb,0\n", encoding="utf-8")
+    with pytest.raises(UserError, match="is not a folder"):
+        get_task("sst2", data_dir=tmp_path / "nowhere")
+    with pytest.raises(UserError, match="applies to the study's hub tasks"):
+        get_task(str(tmp_path / "d.csv"), data_dir=tmp_path)

@@ -4,6 +4,7 @@ watch it, get its table."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -122,7 +123,7 @@ def thresholds(
     with _user_errors():
         grid = load_spec(spec)
         check_names(grid)
-        if rounds < 0 or not 0 < tolerance < 1 or resolution <= 1:
+        if rounds < 0 or not 0 < tolerance < 1 or not 1 < resolution < math.inf:
             raise UserError("--rounds >= 0, 0 < --tolerance < 1 and --resolution > 1, please")
         folder = out or _default_folder(spec)
         keep_spec(spec, folder)

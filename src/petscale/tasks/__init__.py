@@ -40,6 +40,8 @@ def get_task(
     splits of packages that ship none).
     """
     fields = {"text_field": text_field, "text_pair_field": text_pair_field}
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UserError(f"--data-dir {data_dir} is not a folder; give a hub task's local copy")
     if name in HUB_TASKS:
         return hub_task(
             name, data_dir, **fields, label_field=label_field, seed=seed, encoding=encoding
@@ -55,6 +57,8 @@ def get_task(
             )
         return TASKS[name](seed=seed)
     if Path(name).exists() or Path(name).suffix.lower() in SUFFIXES:
+        if data_dir is not None:
+            raise UserError(f"--data-dir applies to the study's hub tasks; {name} is your data")
         return file_task(
             name, text_field or "text", text_pair_field, label_field or "label", seed, encoding
         )

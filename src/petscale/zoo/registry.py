@@ -225,6 +225,8 @@ def check_config_file(path: Path) -> None:
         ) from None
     if not isinstance(raw, dict):
         raise UserError(f"{path} holds a JSON {type(raw).__name__}, not a model config (an object)")
+    if not isinstance(raw.get("model_type"), str):  # transformers would guess it from the path
+        raise UserError(f"{path} names no model_type; a model folder's config says its family")
     for key in (*SIZE_KEYS, *LAYER_KEYS):
         value = raw.get(key)
         if value is not None and (type(value) is not int or value < 1):
