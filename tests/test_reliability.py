@@ -57,6 +57,7 @@ def write_csv(path: Path, rows: list[tuple[str, str]], encoding: str = "utf-8") 
         (["count", "--method", "bitfit", "--budget", "10000000"], "more than bitfit can hold"),
         (["count", "--budget", "5000", "--rank", "4"], "give either --budget or --rank"),
         (["count", "--num-labels", "0"], "--num-labels must be at least 1, got 0"),
+        (["count", "--method", "apet", "--match", "probe"], "probe trains no parameters of its"),
         (["tune", "--lr", "inf"], "--lr must be a finite number, got inf"),
         (["tune", "--lr", "nan"], "--lr must be a finite number, got nan"),
         (["tune", "--lr", "1e400"], "--lr must be a finite number, got inf"),

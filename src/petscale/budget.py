@@ -89,7 +89,10 @@ def native_budget(method: str) -> bool:
 def match_budget(model: nn.Module, target: str) -> int:
     """``match: target``: that method's trainable count at its defaults on ``model``."""
     twin = _meta_twin_of(model)
-    return count_method(twin, target, make_config(target, {}))
+    count = count_method(twin, target, make_config(target, {}))
+    if count <= 0:  # the probe trains only the head, which no method's budget counts
+        raise UserError(f"--match {target}: {target} trains no parameters of its own to match")
+    return count
 
 
 def _native_budget(model: nn.Module, method: str, config: MethodConfig) -> MethodConfig:
