@@ -161,7 +161,7 @@ def main() -> None:
         "batch_size": 32,
         "max_length": 128,
         "pooling": "cls",
-        "steps": args.steps + 3 if args.profile else args.steps,
+        "steps": args.profile + 3 if args.profile else args.steps,
         "eval_every": 0 if args.profile else args.eval_every,
         "eval_batch_size": args.eval_batch_size,
     }

@@ -7,7 +7,7 @@ chunks, ``methods.sparse.entry_grad``). The rule ``RULES["cpu"].entry`` in
 ``src/petscale/methods/sparse.py`` (entry below a share of 1/32) rests on this crossover.
 CPU time of the process, minimum over repeats, one thread by default.
 
-Run: PYTHONPATH=src .venv/bin/python benchmarks/values_grad.py [--threads 1] [--repeats 5]
+Run: PYTHONPATH=src .venv/bin/python benchmarks/values_grad.py [--threads 1] [--repeats 20]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def cpu_ms(function: Callable[[], torch.Tensor], repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)

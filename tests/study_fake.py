@@ -41,3 +41,8 @@ def trial(config: dict[str, Any]) -> dict[str, Any]:
         "peak_memory_mb": 12.5,
         "random_guess": 0.5,
     }
+
+
+def timeless(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial whose result lacks its time (a custom trial function's slip)."""
+    return {"dev_score": 0.5}

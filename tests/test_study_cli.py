@@ -151,12 +151,12 @@ def test_export_never_replaces_the_store_the_spec_or_a_file_it_did_not_write(stu
     assert invoke("run", study, "--trial", FAKE, "--out", out).exit_code == 0
     store = (out / "study.sqlite").read_bytes()
     mine = tmp_path / "notes.csv"
-    mine.write_text("text,label\nkeep me,1\n")
+    mine.write_text("id,text,label\n1,keep me,1\n")  # an id column alone is no export
     for target in (out / "study.sqlite", out / "spec.yaml", mine):
         result = invoke("export", out, "--out", target)
         assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
     assert (out / "study.sqlite").read_bytes() == store
-    assert mine.read_text() == "text,label\nkeep me,1\n"
+    assert mine.read_text() == "id,text,label\n1,keep me,1\n"
     assert invoke("export", out).exit_code == 0
     assert invoke("export", out).exit_code == 0  # an earlier export is replaced
     assert (out / "trials.csv").read_text().startswith("id,")

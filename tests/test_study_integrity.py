@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from petscale.cli.study import app
 from petscale.errors import UserError
+from petscale.study.runners import run_study
 from petscale.study.spec import expand, parse_spec
 from petscale.study.store import Owner, Store
 
@@ -57,7 +58,7 @@ def test_a_damaged_row_is_named_and_the_store_is_left_as_it_was(tmp_path, name):
     sql, message = DAMAGES[name]
     damage(tmp_path, sql, tid)
     before = (tmp_path / "study.sqlite").read_bytes()
-    with Store(tmp_path) as store, pytest.raises(UserError, match=message) as error:
+    with Store.existing(tmp_path) as store, pytest.raises(UserError, match=message) as error:
         list(store.rows())
     assert tid in str(error.value) and "\n" not in str(error.value)
     assert (tmp_path / "study.sqlite").read_bytes() == before
@@ -79,3 +80,29 @@ def test_rows_of_an_untouched_store_pass(tmp_path):
         rows = {r["id"]: r for r in store.rows()}
     assert rows[tid]["curve"] == [[5, 0.6], [10, 0.8]]
     assert rows[tid]["config"]["method"] == "lora" and len(rows) == 2
+
+
+def test_a_row_a_run_found_tampered_stays_readable(tmp_path):
+    with Store(tmp_path) as store:
+        store.queue(expand(parse_spec(SPEC)))
+    db = sqlite3.connect(tmp_path / "study.sqlite")
+    db.execute("UPDATE trials SET config = json_set(config, '$.seed', 7) WHERE rowid = 1")
+    db.commit()
+    db.close()
+    with Store(tmp_path) as store:
+        store.queue(expand(parse_spec(SPEC)))
+        while store.claim(Owner()) is not None:
+            pass
+    with Store.existing(tmp_path) as store:
+        rows = list(store.rows())
+        assert store.summary()["failed"] == 1
+    assert [r["status"] for r in rows].count("failed") == 1
+
+
+def test_a_result_without_a_finite_score_or_time_is_recorded_failed(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    counts = run_study(tmp_path, expand(parse_spec(SPEC)), trial="study_fake:timeless")
+    assert counts["failed"] == 2 and counts["done"] == 0
+    with Store.existing(tmp_path) as store:
+        errors = {r["error"] for r in store.rows()}
+    assert errors == {"StoreError: the trial returned seconds None, not a finite number"}

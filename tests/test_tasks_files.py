@@ -107,6 +107,10 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("text,label,label\na,1,0\nb,0,1\n", encoding="utf-8")
     with pytest.raises(UserError, match="names column 'label' twice"):
         get_task(str(tmp_path / "d.csv")).splits()
+    # empty names (a spreadsheet's trailing commas) are no column
+    rows = "".join(f"t{i},{i % 2},,\n" for i in range(20))
+    (tmp_path / "e.csv").write_text("text,label,,\n" + rows, encoding="utf-8")
+    assert len(get_task(str(tmp_path / "e.csv")).splits()["train"]) >= 1
 
 
 def test_a_folder_with_two_train_files_is_refused(tmp_path: Path) -> None:

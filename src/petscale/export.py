@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 from petscale.budget import attach_method
 from petscale.errors import UserError
-from petscale.folders import recover, swap_in
+from petscale.folders import current_umask, recover, swap_in
 from petscale.heads import head_parameters
 from petscale.methods import METHODS, get_method, make_config
 from petscale.pooling import resolve_pooling
@@ -61,7 +61,7 @@ def export(folder: str | Path, out: str | Path, format: str = "peft") -> Path:
             tensors = {k: v.contiguous() for k, v in weights.items()}
             save_file(tensors, staging / ADAPTER_WEIGHTS)
             (staging / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-            staging.chmod(0o755)  # a folder to share, not mkdtemp's owner-only one
+            staging.chmod(0o777 & ~current_umask())  # as mkdir would: not mkdtemp's 0o700
             swap_in(staging, out)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

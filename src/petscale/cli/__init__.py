@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import sqlite3
 import sys
@@ -19,6 +20,18 @@ from petscale.cli import study as study_cli
 from petscale.cli import tasks as tasks_cli
 from petscale.cli import tune as tune_cli
 from petscale.errors import UserError
+
+#: Errors of a path the user gave that the system refuses: one line, not a traceback.
+REFUSED_PATHS = {
+    errno.ENAMETOOLONG,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.ENOSPC,
+}
 
 app = typer.Typer(
     name="petscale",
@@ -61,11 +74,13 @@ def main() -> None:
         code = command.main(standalone_mode=False, prog_name="petscale")
     except UserError as err:
         _fail(str(err))
-    except sqlite3.DatabaseError as err:  # a study store damaged below what its checks read
-        _fail(f"a study store could not be read ({err}); restore it from a copy")
-    except OSError as err:  # a path the system refuses: too long, not a folder, no permission
+    except sqlite3.DatabaseError as err:  # damaged below what the row checks read, or busy
+        _fail(f"a study store could not be read ({err}); if it is damaged, restore it from a copy")
+    except OSError as err:
+        if err.errno not in REFUSED_PATHS:
+            raise  # anything else is not the user's input: keep its traceback
         where = f"{err.filename}: " if err.filename else ""
-        _fail(f"{where}{err.strerror or err}")
+        _fail(f"{where}{err.strerror}")
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except typer.Abort:
@@ -94,5 +109,5 @@ def _quiet_libraries() -> None:
 
 
 def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)  # one line, always
     sys.exit(2)

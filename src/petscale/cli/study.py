@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,7 +95,7 @@ def run(
             f"{counts['running']} running elsewhere, {counts['pending']} pending; store: {folder}"
         )
     if counts["failed"]:
-        where = f" --out {folder}" if out else ""
+        where = f" --out {shlex.quote(str(folder))}" if out else ""
         typer.echo(
             f"rerun failed trials: petscale study run {spec}{where} --retry-failed", err=True
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from petscale.errors import UserError
+from petscale.folders import current_umask
 from petscale.settings import CONFIG_KEYS, WHEN_SET
 from petscale.study.store import RESULT_COLUMNS, SPEC_NAME, STORE_NAME, Store
 
@@ -66,7 +67,7 @@ def export(folder: str | Path, fmt: str, out: str | Path | None = None) -> Path:
         # Written beside, then renamed: a failed export leaves an earlier one whole.
         handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(handle)
-        os.chmod(staging, 0o644)  # a table to share, not mkstemp's owner-only file
+        os.chmod(staging, 0o666 & ~current_umask())  # as open() would: not mkstemp's 0o600
         try:
             if fmt == "csv":
                 with open(staging, "w", newline="") as f:
@@ -102,13 +103,18 @@ def _check_out(path: Path, folder: Path, fmt: str) -> None:
 
 
 def _earlier_export(path: Path, fmt: str) -> bool:
-    """Whether ``path`` looks like what ``export`` writes: a CSV whose first column is ``id``,
-    or a Parquet file."""
+    """Whether ``path`` looks like what ``export`` writes: a CSV whose header starts with
+    ``id`` and holds the ``status`` and ``curve`` columns (or is ``id`` alone: a study with no
+    trials), or a Parquet file."""
     if not path.is_file() or path.is_symlink():
         return False
     with path.open("rb") as f:
-        head = f.read(4)
-    return head == b"PAR1" if fmt == "parquet" else head[:3] == b"id," or head == b"id\r\n"
+        head = f.read(1 << 16)
+    if fmt == "parquet":
+        return head[:4] == b"PAR1"
+    header = next(csv.reader([head.decode("utf-8", "replace").split("\n", 1)[0]]), [])
+    columns = {c.strip() for c in header}
+    return header == ["id"] or (header[:1] == ["id"] and {"status", "curve"} <= columns)
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:

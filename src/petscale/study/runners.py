@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from petscale.errors import UserError
+from petscale.study.integrity import result_problem
 from petscale.study.store import LEASE_S, Owner, Store, trial_folder
 from petscale.study.worker import DEFAULT_TRIAL, Outcome, execute, resolve, watch_parent
 
@@ -124,6 +125,9 @@ def _drive(
             return
         for handle, outcome in executor.wait(list(in_flight)):
             tid, config = in_flight.pop(handle)
+            problem = result_problem(outcome["result"]) if outcome["ok"] else None
+            if problem is not None:  # recorded as done, it would stop every reader of the store
+                outcome = {"ok": False, "error": f"StoreError: {problem}", "traceback": ""}
             if outcome["ok"]:
                 store.finish(tid, outcome["result"])
             else:

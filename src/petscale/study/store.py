@@ -24,7 +24,7 @@ from typing import Any
 
 from petscale.errors import UserError
 from petscale.ids import TRIAL_ID_PATTERN, trial_id
-from petscale.study.integrity import STATUSES, checked_row
+from petscale.study.integrity import STATUSES, TAMPERED, checked_row, config_problem
 
 STORE_NAME = "study.sqlite"
 SPEC_NAME = "spec.yaml"  # the spec last run into the folder
@@ -77,10 +77,6 @@ RESULT_COLUMNS = (
     "total_params",
     "seconds",
     "peak_memory_mb",
-)
-TAMPERED = (
-    "StoreError: the stored config no longer hashes to this trial's id (the store was edited);"
-    " not run. Delete the row, or restore its config, and rerun"
 )
 
 
@@ -199,8 +195,8 @@ class Store:
                 ).fetchone()
                 if row is None:
                     return None
-                config = json.loads(row["config"])
-                if trial_id(config) == row["id"]:
+                if config_problem(row["config"], row["id"]) is None:
+                    config = json.loads(row["config"])
                     break
                 self.db.execute(
                     "UPDATE trials SET status = 'failed', error = ?, traceback = '',"
@@ -287,7 +283,9 @@ class Store:
             curves.setdefault(tid, []).append([step, score])
         for row in self.db.execute("SELECT * FROM trials ORDER BY created_at, rowid"):
             record = dict(row)
-            yield checked_row(record, curves.get(record["id"], []), str(self.path))
+            checked = checked_row(record, curves.get(record["id"], []), str(self.path))
+            if checked is not None:
+                yield checked
 
     def _reclaim(self, owner: Owner, now: float) -> None:
         self.db.execute(

@@ -91,7 +91,7 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> Table:
     csv.field_size_limit(sys.maxsize)  # long documents (news, dialogues) exceed the default
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = list(reader.fieldnames or [])
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:  # csv would keep the last column of a name, silently
         raise UserError(f"{path}: the header names column {repeated[0]!r} twice; rename one")
     rows, lines = [], []
