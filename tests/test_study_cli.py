@@ -186,3 +186,9 @@ def test_cpus_per_trial_must_be_a_positive_number(study, tmp_path, value):
         "run", study, "--trial", FAKE, "--out", tmp_path / "o", "--cpus-per-trial", value
     )
     assert result.exit_code == 2 and "--cpus-per-trial must be a number > 0" in result.stderr
+
+
+def test_bad_runner_options_write_nothing(study, tmp_path):
+    result = invoke("run", study, "--trial", FAKE, "--out", tmp_path / "new", "--workers", "0")
+    assert result.exit_code == 2 and "--workers must be at least 1" in result.stderr
+    assert not (tmp_path / "new").exists()

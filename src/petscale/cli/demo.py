@@ -26,10 +26,11 @@ def demo(
     from petscale.demo import demo_grid, prepare
     from petscale.report import gather, write
     from petscale.report.terminal import print_summary
-    from petscale.study.runners import run_study
+    from petscale.study.runners import check_run_options, run_study
 
     with _user_errors():
         spec, configs = demo_grid()
+        check_run_options(workers=workers)
         prepare(out)
         with _ProgressEvents(len(configs)) as events:
             counts = run_study(  # a rerun also retries what failed: the demo wants every trial

@@ -21,7 +21,7 @@ from petscale.cli import options as o
 from petscale.errors import UserError
 from petscale.formatting import duration, literal
 from petscale.study.export import export as export_table
-from petscale.study.runners import Events, run_study
+from petscale.study.runners import Events, check_run_options, run_study
 from petscale.study.spec import check_counts, check_names, expand, load_spec
 from petscale.study.store import Store, keep_spec
 from petscale.study.worker import DEFAULT_TRIAL, Outcome
@@ -72,6 +72,7 @@ def run(
         if trial == DEFAULT_TRIAL:
             check_counts(configs)  # every budget fits its model, before any trial runs
         folder = out or _default_folder(spec)
+        check_run_options(backend, workers, cpus_per_trial, gpus_per_trial)
         keep_spec(spec, folder)
         with _ProgressEvents(len(configs)) as events:
             counts = run_study(
@@ -127,6 +128,7 @@ def thresholds(
         if rounds < 0 or not 0 < tolerance < 1 or not 1 < resolution < math.inf:
             raise UserError("--rounds >= 0, 0 < --tolerance < 1 and --resolution > 1, please")
         folder = out or _default_folder(spec)
+        check_run_options(workers=workers)
         keep_spec(spec, folder)
 
         def run_round(configs: list[dict[str, Any]]) -> None:

@@ -71,13 +71,7 @@ def run_study(
     With ``keep_deltas`` each trial writes its run folder to ``trial_folder(folder, id)``.
     Returns the counts per status over ``configs`` at the end.
     """
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    cpus_ok = cpus_per_trial is None or (math.isfinite(cpus_per_trial) and cpus_per_trial > 0)
-    if not cpus_ok or not (math.isfinite(gpus_per_trial) and gpus_per_trial >= 0):
-        raise UserError("--cpus-per-trial must be a number > 0 and --gpus-per-trial one >= 0")
+    check_run_options(backend, workers, cpus_per_trial, gpus_per_trial)
     resolve(trial)  # a wrong path fails here, once, not in every trial
     events = events or Events()
     with Store(folder, lease_s) as store:
@@ -105,6 +99,22 @@ def run_study(
             store.release(owner)  # an interrupted run leaves its trials pending, not running
             executor.close()
         return store.counts(wanted_only=True)
+
+
+def check_run_options(
+    backend: str = "local",
+    workers: int | None = None,
+    cpus_per_trial: float | None = None,
+    gpus_per_trial: float = 0.0,
+) -> None:
+    """The runner's options, checked (the CLI calls it before it writes anything)."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    cpus_ok = cpus_per_trial is None or (math.isfinite(cpus_per_trial) and cpus_per_trial > 0)
+    if not cpus_ok or not (math.isfinite(gpus_per_trial) and gpus_per_trial >= 0):
+        raise UserError("--cpus-per-trial must be a number > 0 and --gpus-per-trial one >= 0")
 
 
 def _drive(

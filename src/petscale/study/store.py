@@ -330,8 +330,15 @@ def make_folder(folder: Path) -> Path:
 
 
 def keep_spec(spec: str | Path, folder: str | Path) -> None:
-    """Keep a copy of the spec last run into ``folder`` as ``spec.yaml`` (reports show it)."""
-    target = make_folder(Path(folder)) / SPEC_NAME
+    """Keep a copy of the spec last run into ``folder`` as ``spec.yaml`` (reports show it); a
+    folder of other files is refused, not made a study."""
+    folder = Path(folder)
+    own = (folder / STORE_NAME).exists() or (folder / SPEC_NAME).exists()
+    if folder.is_dir() and any(folder.iterdir()) and not own:
+        raise UserError(
+            f"{folder} holds files that are not a study's; give --out a new folder or a study's"
+        )
+    target = make_folder(folder) / SPEC_NAME
     # A fresh staging file (never one a folder someone handed over could have planted a link at).
     handle, staging = tempfile.mkstemp(prefix=f".{SPEC_NAME}.", dir=target.parent)
     with os.fdopen(handle, "wb") as out:
