@@ -28,7 +28,7 @@ def test_a_negative_limit_is_refused() -> None:
 
 
 def test_spec_ids_do_not_change_unless_the_limit_is_set() -> None:
-    base = {"models": ["m"], "tasks": ["t"], "methods": {"full": {}}}
+    base = {"models": ["m"], "tasks": ["t"], "methods": {"full": {}}, "untuned": False}
     (plain,) = expand(parse_spec(base))
     assert "eval_limit" not in plain  # ids of studies written before the key stay the same
     (limited,) = expand(parse_spec({**base, "eval_limit": 200}))
@@ -65,7 +65,7 @@ def test_the_exported_table_says_which_trials_were_scored_on_a_subset(tmp_path: 
     from petscale.study.export import table
     from petscale.study.store import Owner, Store
 
-    spec = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "budgets": [10]}
+    spec = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "budgets": [10], "untuned": False}
     configs = [*expand(parse_spec(spec)), *expand(parse_spec({**spec, "eval_limit": 50}))]
     with Store(tmp_path) as store:
         store.queue(configs)

@@ -21,6 +21,7 @@ from petscale.zoo.structure import structure_of
 
 LADDER = {
     "models": ["minilm-l3", "gemma3-270m"],
+    "untuned": False,
     "tasks": ["trec"],
     "methods": ["full", "probe", "lora"],
     "head": "auto",
@@ -102,14 +103,21 @@ def test_spec_names_a_head_the_model_lacks(change: dict, error: str) -> None:
 
 def test_encoder_trial_ids_are_unchanged() -> None:
     # ids measured with the code before `auto` existed (commit cfdb5c0)
-    spec = {"models": ["minilm-l3"], "tasks": ["trec"], "methods": ["lora", "probe"]}
+    spec = {
+        "models": ["minilm-l3"],
+        "tasks": ["trec"],
+        "methods": ["lora", "probe"],
+        "untuned": False,
+    }
     for head in ("frozen", "auto"):
         configs = expand(parse_spec({**spec, "head": head}))
         assert [trial_id(c) for c in configs] == ["19748d510222ae51", "8db412e463c6b7dd"]
     # the scaling study's 792 encoder trials, now beside its decoder rung
     scaling = load_spec(Path(__file__).parents[1] / "examples" / "scaling.yaml")
-    ids = sorted(trial_id(c) for c in expand(scaling, count=count) if c["model"] != "gemma3-270m")
-    assert len(ids) == 792
+    configs = [c for c in expand(scaling, count=count) if c["model"] != "gemma3-270m"]
+    ids = sorted(trial_id(c) for c in configs if c["method"] != "untuned")
+    assert len(ids) == 792  # the untuned floors are new trials beside them
+    assert len(configs) - len(ids) == 72  # one per (model, task, seed, head)
     assert hashlib.sha256(",".join(ids).encode()).hexdigest()[:16] == "9ac2d42518b9862b"
 
 

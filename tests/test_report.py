@@ -120,7 +120,7 @@ def test_the_report_folder_holds_the_page_figures_and_tables(report, tmp_path):
 
 def test_the_report_gives_time_spent_and_the_configs_without_a_spec(report):
     trials = 2 * 3 * (1 + 2 * len(BUDGETS) + len(DEFAULTS))
-    assert report.context["trials"]["done"] == trials
+    assert report.context["trial_counts"]["done"] == trials
     assert report.context["seconds_spent"] == pytest.approx(10.0 * trials)
     assert report.context["heads"] == ["frozen"]
     grid = report.context["spec"]["grid"]

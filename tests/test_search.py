@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from petscale.analysis.thresholds import BELOW, BRACKETED, NOT_REACHED
 from petscale.errors import UserError
 from petscale.search import SearchSettings, next_budget, search_thresholds
 from petscale.study.runners import run_study
@@ -19,7 +20,8 @@ RANDOM, FULL, MODEL_SIZE = 0.5, 0.9, 10_000_000
 
 def planted_score(budget: int) -> float:
     """Random guessing below 10^2 parameters, full fine-tuning's score from 10^5, linear in
-    log budget between: low threshold 10^(2 + 3*0.02/0.4) = 141, high 10^(2 + 3*0.975) = 84,140."""
+    log budget between: low threshold 10^2 = 100 (where the mean leaves the floor, random
+    guessing here: no untuned trial, no majority share), high 10^(2 + 3*0.975) = 84,140."""
     x = min(max((math.log10(budget) - 2) / 3, 0.0), 1.0)
     return RANDOM + (FULL - RANDOM) * x
 
@@ -45,6 +47,7 @@ def _spec(budgets: list[int]) -> Any:
     return parse_spec(
         {
             "models": ["m"],
+            "untuned": False,
             "tasks": ["t"],
             "methods": [{"apet": {"pattern": "adjacent"}}],
             "budgets": budgets,
@@ -68,7 +71,7 @@ def test_search_finds_planted_thresholds_with_few_trials(tmp_path: Path) -> None
     (row,) = found.to_dict("records")
     assert row["structure"] == "apet-adjacent"
     assert row["low_bracketed"] and row["high_bracketed"]
-    assert abs(math.log10(row["low"]) - math.log10(141.25)) < 0.1
+    assert abs(math.log10(row["low"]) - math.log10(100)) < 0.1
     assert abs(math.log10(row["high"]) - math.log10(84_140)) < 0.1
     with Store.existing(tmp_path) as store:
         trials = store.counts()["done"]
@@ -90,16 +93,20 @@ def test_a_threshold_outside_the_grid_widens_it(tmp_path: Path) -> None:
 
 
 def test_next_budget_rules() -> None:
-    assert next_budget([10, 1000], 100.0, True, 10**6, 1.5) == 100
-    assert next_budget([10, 12], 11.0, True, 10**6, 1.5) is None  # pinned down
-    assert next_budget([10, 1000], math.nan, False, 10**6, 1.5) == 10_000
-    assert next_budget([10, 10**6], math.nan, False, 10**6, 1.5) is None  # at the model's size
-    assert next_budget([10, 1000], 10.0, False, 10**6, 1.5) == 1
-    assert next_budget([1, 1000], 1.0, False, 10**6, 1.5) is None
+    nan2 = (math.nan, math.nan)
+    assert next_budget([10, 1000], BRACKETED, (10, 1000), 10**6, 1.5) == 100
+    assert next_budget([10, 12], BRACKETED, (10, 12), 10**6, 1.5) is None  # pinned down
+    assert next_budget([10, 1000], NOT_REACHED, nan2, 10**6, 1.5) == 10_000
+    assert next_budget([10, 10**6], NOT_REACHED, nan2, 10**6, 1.5) is None  # at the model's size
+    assert next_budget([10, 1000], BELOW, nan2, 10**6, 1.5) == 1
+    assert next_budget([1, 1000], BELOW, nan2, 10**6, 1.5) is None
+    assert next_budget([1, 1000], "no line", nan2, 10**6, 1.5) is None
 
 
 def test_search_needs_apet(tmp_path: Path) -> None:
-    spec = parse_spec({"models": ["m"], "tasks": ["t"], "methods": ["lora"], "steps": 1})
+    spec = parse_spec(
+        {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "steps": 1, "untuned": False}
+    )
     with pytest.raises(UserError, match="add apet"):
         _search(tmp_path, spec)
 

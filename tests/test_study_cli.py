@@ -18,6 +18,7 @@ TESTS = Path(__file__).parent
 FAKE = "study_fake:trial"
 SPEC = {
     "models": ["m"],
+    "untuned": False,  # the grid's own trials only
     "tasks": ["t", "boom"],  # the fake trial raises on "boom"
     "methods": {"lora": {"alpha": 32.0}, "apet": {"pattern": "adjacent"}},
     "budgets": [{"geom": [100, 1000, 2]}],

@@ -20,6 +20,7 @@ CLI = "from petscale.cli.study import app; app()"
 N = 10
 SPEC = {
     "models": ["m"],
+    "untuned": False,
     "tasks": ["t"],
     "methods": ["lora"],
     "budgets": [{"geom": [100, 100_000, N]}],

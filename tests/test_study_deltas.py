@@ -19,6 +19,7 @@ def _configs(tiny_bert: Path, toy_task: Path, **extra: object) -> list[dict]:
     spec = parse_spec(
         {
             "models": [str(tiny_bert)],
+            "untuned": False,
             "tasks": [str(toy_task)],
             "methods": {"lora": {"rank": 2}},
             "steps": 4,

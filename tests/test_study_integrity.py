@@ -14,7 +14,7 @@ from petscale.study.runners import run_study
 from petscale.study.spec import expand, parse_spec
 from petscale.study.store import Owner, Store
 
-SPEC = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "budgets": [10, 20]}
+SPEC = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "budgets": [10, 20], "untuned": False}
 RESULT = {"dev_score": 0.8, "metric": "accuracy", "seconds": 3.0, "curve": [[5, 0.6], [10, 0.8]]}
 
 

@@ -17,7 +17,8 @@ from petscale.study.spec import (
     trial_id,
 )
 
-BASE = {"models": ["m"], "tasks": ["t"], "methods": {"lora": {}}}
+# The grid's own trials: each test of the untuned floors says so
+BASE = {"models": ["m"], "tasks": ["t"], "methods": {"lora": {}}, "untuned": False}
 
 
 def fake_count(model: str, method: str) -> dict:
@@ -150,3 +151,27 @@ def test_budgets_are_counted_on_each_model_before_any_trial(methods, budgets, me
         check_counts(configs)
     defaults = spec(models=["bert-tiny"], methods={name: {} for name in methods})
     check_counts(expand(defaults))  # each method's default fits
+
+
+def test_every_cell_gets_one_untuned_trial_first_and_its_settings_shape_only_evaluation():
+    grid = spec(
+        models=["m1", "m2"],
+        methods=["lora", {"bitfit": {}}],
+        seeds=[0, 1],
+        untuned=True,
+        steps=40,
+        lr=0.01,
+        eval_limit=30,
+        max_length=16,
+        head="frozen",
+    )
+    configs = expand(grid)
+    untuned = [c for c in configs if c["method"] == "untuned"]
+    # one per (model, task, seed, head): shared by lora and bitfit, listed before the grid
+    assert len(untuned) == 4 and len(configs) == 4 + 2 * 2 * 2
+    assert configs[:4] == untuned
+    for config in untuned:
+        assert config["options"] == {} and config["head"] == "frozen"
+        assert (config["eval_limit"], config["max_length"]) == (30, 16)
+        assert config["steps"] is None and config["lr"] is None  # training settings: defaults
+    assert not [c for c in expand(spec(untuned=False)) if c["method"] == "untuned"]

@@ -13,7 +13,13 @@ from petscale.errors import UserError
 from petscale.study.spec import expand, parse_spec
 from petscale.study.store import Owner, Store, trial_folder
 
-SPEC = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "budgets": [10, 20, 30, 40]}
+SPEC = {
+    "models": ["m"],
+    "tasks": ["t"],
+    "methods": ["lora"],
+    "budgets": [10, 20, 30, 40],
+    "untuned": False,
+}
 RESULT = {"dev_score": 0.8, "metric": "accuracy", "trainable_params": 10, "curve": [[0, 0.5]]}
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from petscale.analysis import thresholds
 from petscale.analysis.table import load_results
+from petscale.analysis.thresholds import BELOW, BRACKETED, NOT_REACHED
 from petscale.errors import UserError
 from petscale.ids import trial_id
 from petscale.study.spec import MethodEntry, Spec, check_counts, expand
@@ -93,35 +94,44 @@ def next_configs(
         ]
         budgets = sorted({int(b) for b in cell["budget"]})
         ceiling = int(cell["total_params"].max())
-        for value, bracketed in (
-            (row["low"], row["low_bracketed"]),
-            (row["high"], row["high_bracketed"]),
-        ):
-            budget = next_budget(budgets, value, bool(bracketed), ceiling, settings.resolution)
+        for side in ("low", "high"):
+            budget = next_budget(
+                budgets,
+                row[f"{side}_status"],
+                (row[f"{side}_below"], row[f"{side}_above"]),
+                ceiling,
+                settings.resolution,
+            )
             if budget is not None:
                 out += [_with_budget(configs[tid], budget) for tid in cell["trial_id"]]
     return out
 
 
 def next_budget(
-    budgets: list[int], threshold: float, bracketed: bool, ceiling: int, resolution: float
+    budgets: list[int],
+    status: str,
+    around: tuple[float, float],
+    ceiling: int,
+    resolution: float,
 ) -> int | None:
     """The budget to try next for one threshold, or None when it is pinned down (or cannot be).
 
-    ``threshold`` NaN: no budget passes, so go a decade above the largest; not bracketed: the
-    smallest budget passes, so go a decade below it; bracketed: the geometric mean of the two
-    budgets around it, while they are more than ``resolution`` apart.
+    ``status`` not reached: go a decade above the largest budget; at or below the grid: a
+    decade below the smallest; bracketed: the geometric mean of the two budgets ``around`` it,
+    while they are more than ``resolution`` apart; no line to cross (no full fine-tuning or
+    floor): nothing to search.
     """
-    if math.isnan(threshold):
+    if status == NOT_REACHED:
         candidate = min(budgets[-1] * 10, ceiling)
-    elif not bracketed:
+    elif status == BELOW:
         candidate = max(budgets[0] // 10, 1)
-    else:
-        below = max(b for b in budgets if b < threshold)
-        above = min(b for b in budgets if b >= threshold)
+    elif status == BRACKETED:
+        below, above = around
         if above / below <= resolution:
             return None
         candidate = round(math.sqrt(below * above))
+    else:
+        return None
     return None if candidate in budgets else candidate
 
 

@@ -8,6 +8,7 @@ import random
 import sys
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from petscale.run_folder import check_out, save_run
 from petscale.settings import TrialConfig
 from petscale.tasks import get_task
 from petscale.tasks.base import TaskSpec
-from petscale.train import TrainConfig, evaluate, peak_memory_mb, train
+from petscale.train import TrainConfig, TrainResult, evaluate, peak_memory_mb, train
 from petscale.zoo.loader import LoadedModel, load_model
 from petscale.zoo.registry import shape_config
 from petscale.zoo.structure import Structure, position_limit, structure_of
@@ -114,6 +115,13 @@ def evaluation_subset(size: int, limit: int) -> list[int]:
     return sorted(random.Random(0).sample(range(size), limit))
 
 
+def majority_share(labels: list[Any]) -> float | None:
+    """The share of the commonest label: what answering one class always scores (accuracy)."""
+    if not labels:
+        return None
+    return round(Counter(labels).most_common(1)[0][1] / len(labels), 6)
+
+
 def run_trial(
     config: dict[str, Any],
     progress: bool = False,
@@ -151,7 +159,8 @@ def run_trial(
     every_head_param = head_parameters(model, structure)
     head = every_head_param if cfg["head"] == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
-    if not params:
+    trains = type(delta.config).trains
+    if trains and not params:
         reason = (
             f"the head is not trained (--head {cfg['head']})"
             if every_head_param
@@ -171,8 +180,11 @@ def run_trial(
     )
     features = encode_splits(answerer, loaded.tokenizer, splits)
 
+    def scored(split: str) -> list[int]:
+        return evaluation_subset(len(features[split]), cfg["eval_limit"])
+
     def score(split: str) -> float:
-        kept = evaluation_subset(len(features[split]), cfg["eval_limit"])
+        kept = scored(split)
         refs = [answerer.reference(splits[split][i]) for i in kept]
         return evaluate(
             model,
@@ -194,17 +206,29 @@ def run_trial(
         eval_every=cfg["eval_every"],
         seed=cfg["seed"],
     )
-    result = train(
-        model,
-        params,
-        answerer,
-        features["train"],
-        lambda: score("dev"),
-        train_config,
-        accelerator,
-        progress,
-    )
-    test_score = score("test") if features.get("test") else None
+    if trains:
+        result = train(
+            model,
+            params,
+            answerer,
+            features["train"],
+            lambda: score("dev"),
+            train_config,
+            accelerator,
+            progress,
+        )
+    else:  # the untuned model: scored as loaded, no step taken
+        steps = 0
+        model.eval()
+        result = TrainResult(curve=[(0, score("dev"))])
+    has_test = bool(features.get("test"))
+    test_score = score("test") if has_test else None
+    classifies = spec.kind == "classification"
+    scored_labels = {
+        split: [splits[split][i]["label"] for i in scored(split)] if classifies else scored(split)
+        for split in ("dev", "test")
+        if split == "dev" or has_test
+    }
     report = {
         "model": cfg["model"],
         "task": cfg["task"],
@@ -224,6 +248,12 @@ def run_trial(
         "seed": cfg["seed"],
         "metric": spec.metric,
         "random_guess": spec.random_guess(),
+        # what the analyses' floors and intervals need: examples scored, majority-class share
+        **{f"{split}_examples": len(labels) for split, labels in scored_labels.items()},
+        **{
+            f"{split}_majority": majority_share(labels) if classifies else None
+            for split, labels in scored_labels.items()
+        },
         "dev_score": result.curve[-1][1],
         "test_score": test_score,
         "curve": [list(point) for point in result.curve],

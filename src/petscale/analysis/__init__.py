@@ -13,8 +13,9 @@ from petscale.analysis.figures import (
     transfer_figure,
 )
 from petscale.analysis.findings import Finding, findings
+from petscale.analysis.floors import floor_rows
 from petscale.analysis.gaps import gap_trend, gaps
-from petscale.analysis.stats import SINGLE_SEED_MARGIN, aggregate
+from petscale.analysis.stats import aggregate
 from petscale.analysis.subspace import (
     dense_deltas,
     effective_rank,
@@ -24,13 +25,16 @@ from petscale.analysis.subspace import (
 )
 from petscale.analysis.table import from_records, load_results
 from petscale.analysis.task_types import by_task_type
-from petscale.analysis.thresholds import AGREE_FACTOR, structure_agreement, thresholds
+from petscale.analysis.thresholds import AGREE_FACTOR, TOLERANCE, structure_agreement, thresholds
 from petscale.analysis.transfer import evaluate_transfer, same_type_vs_cross, transfer_matrix
+from petscale.analysis.verdicts import VERDICTS, Rule, judge
 
 __all__ = [
     "AGREE_FACTOR",
     "PALETTE",
-    "SINGLE_SEED_MARGIN",
+    "TOLERANCE",
+    "VERDICTS",
+    "Rule",
     "Finding",
     "aggregate",
     "by_task_type",
@@ -40,10 +44,12 @@ __all__ = [
     "effective_rank",
     "evaluate_transfer",
     "findings",
+    "floor_rows",
     "from_records",
     "gap_trend",
     "gaps",
     "gaps_figure",
+    "judge",
     "load_results",
     "pattern_speed",
     "principal_angles",

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-_KEYS = ["trial_id", "model", "task", "structure", "budget", "seed"]
+_KEYS = ["trial_id", "model", "task", "structure", "budget", "seed", "cell", "reference"]
 
 
 def convergence(df: pd.DataFrame, fraction: float = 0.9) -> pd.DataFrame:

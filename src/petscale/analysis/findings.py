@@ -1,27 +1,45 @@
-"""The study's findings (Su et al. 2023), each tested on a study's table with a verdict.
+"""The study's findings (Su et al. 2023), each judged on a study's table from its interval.
 
-A verdict counts the cases a finding speaks about: ``holds`` when every case agrees,
-``does not hold`` when none does, ``mixed`` in between, ``not tested`` when the study has no
-case (e.g. one model size only, no APET pattern pair, no transfer evaluation).
+Each finding is an effect with a 95% bootstrap interval (seeds and eval examples redrawn
+together, :mod:`petscale.analysis.bootstrap`), the number of cases behind it, and a rule
+(:mod:`petscale.analysis.verdicts`): ``holds``, ``does not hold``, ``inconclusive`` or
+``not tested``. ``docs/ANALYSIS.md`` defines each effect.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from petscale.analysis.convergence import convergence, pattern_speed
-from petscale.analysis.gaps import gap_trend, gaps
-from petscale.analysis.stats import GROUP
-from petscale.analysis.thresholds import AGREE_FACTOR, located, structure_agreement, thresholds
-from petscale.analysis.transfer import same_type_vs_cross
+from petscale.analysis.bootstrap import DRAWS, Resampled, interval
+from petscale.analysis.convergence import convergence
+from petscale.analysis.floors import FIXED
+from petscale.analysis.stats import aggregate
+from petscale.analysis.thresholds import (
+    AGREE_FACTOR,
+    BRACKETED,
+    ThresholdDraws,
+    full_cell,
+    resampled_cells,
+    threshold_draws,
+)
+from petscale.analysis.verdicts import VERDICTS, Rule, judge
 
-VERDICTS = ("holds", "does not hold", "mixed", "not tested")
-#: Transfer "works within a type" when same-type pairs keep this much more of the in-task
-#: gain over the untuned model (relative score) than cross-type pairs.
+#: A gap or a spread that changes by less than this per decade of model size (score units:
+#: half a point) is no trend.
+FLAT_SLOPE = 0.005
+#: Thresholds that move by less than this many decades per decade of model size do not fall.
+FLAT_DECADES = 0.1
+#: Same-type transfer must keep this much more of the in-task gain than cross-type transfer.
 TRANSFER_EDGE = 0.1
+AGREE_DECADES = math.log10(AGREE_FACTOR)
+PATTERNS = ("adjacent", "discrete")
+
+__all__ = ["VERDICTS", "Finding", "findings"]
 
 
 @dataclass(frozen=True)
@@ -29,169 +47,434 @@ class Finding:
     key: str
     claim: str
     verdict: str  # one of VERDICTS
+    effect: float  # the effect's estimate, in ``unit``
+    unit: str
+    ci_low: float  # its 95% interval
+    ci_high: float
+    n: int  # cases behind the effect
+    rule: str  # when the verdict is holds / does not hold
     evidence: str  # one sentence with the numbers
     n_seeds: int  # the fewest seeds behind any cell used (0: not tested)
 
 
-def verdict(yes: int, total: int) -> str:
-    """holds / does not hold / mixed for ``yes`` of ``total`` cases; not tested for none."""
-    if total == 0:
-        return "not tested"
-    return "holds" if yes == total else "does not hold" if yes == 0 else "mixed"
+@dataclass
+class _Study:
+    """What every finding draws on, computed once: cells, their replicates, thresholds."""
+
+    df: pd.DataFrame
+    cells: pd.DataFrame
+    resampled: Resampled
+    thresholds: ThresholdDraws
+    draws: int
+
+    def cell_draws(self, cells: pd.Series) -> np.ndarray:
+        return np.stack([self.resampled.of(c) for c in cells], axis=1)
 
 
-def findings(df: pd.DataFrame, transfer: pd.DataFrame | None = None) -> list[Finding]:
-    """The five findings on the study table ``df``; ``transfer`` is a ``transfer_matrix``
-    (from ``evaluate_transfer``), without which the transfer finding is not tested."""
-    seeds = int(df.groupby(GROUP).size().min()) if len(df) else 0
-    thr = thresholds(df)
+@dataclass
+class _Effect:
+    observed: float
+    replicates: np.ndarray
+    n: int
+    n_seeds: int
+
+
+def findings(
+    df: pd.DataFrame, transfer: pd.DataFrame | None = None, draws: int = DRAWS
+) -> list[Finding]:
+    """The study's findings on its table ``df``; ``transfer`` is a ``transfer_matrix`` (from
+    ``evaluate_transfer``), without which the transfer finding is not tested."""
+    resampled = resampled_cells(df, draws=draws)
+    study = _Study(
+        df,
+        aggregate(df, draws=draws),
+        resampled,
+        threshold_draws(df, draws=draws, resampled=resampled),
+        draws,
+    )
     return [
-        _gaps_shrink(df, seeds),
-        _thresholds_exist(thr, seeds),
-        _thresholds_alike(thr, seeds),
-        _thresholds_fall(thr, seeds),
-        _adjacent_faster(df, seeds),
-        _transfer(df, transfer, seeds),
+        _finding(
+            "methods_converge",
+            "Differences among PET methods shrink as models grow",
+            _spread_trend(study),
+            "points of spread per decade of model size",
+            Rule("below", -FLAT_SLOPE * 100),
+            "the spread among structures at equal trainable parameters (above the low "
+            "threshold) changes by {effect} points per decade of model size",
+            scale=100,
+        ),
+        _finding(
+            "gap_shrinks",
+            "The gap to full fine-tuning shrinks as models grow",
+            _gap_trend(study),
+            "points of gap per decade of model size",
+            Rule("below", -FLAT_SLOPE * 100),
+            "the gap to full fine-tuning above the low threshold changes by {effect} points "
+            "per decade of model size",
+            scale=100,
+        ),
+        _finding(
+            "thresholds_exist",
+            "Low and high thresholds of trainable parameters exist",
+            _both_located(study),
+            "share of series",
+            Rule("above", 0.5),
+            "both thresholds lie inside the budget grid in a share {effect} of the series",
+        ),
+        _finding(
+            "thresholds_alike",
+            "The thresholds are about the same whatever the structure (APET's shapes)",
+            _spread_over(study, "structure"),
+            "decades of spread",
+            Rule("below", AGREE_DECADES),
+            "the thresholds of APET's structures on one model and task spread over {effect} "
+            "decades",
+        ),
+        _finding(
+            "low_alike_across_tasks",
+            "The low threshold is about the same number of parameters on different tasks",
+            _spread_over(study, "task"),
+            "decades of spread",
+            Rule("below", AGREE_DECADES),
+            "the low thresholds of one model and structure on different tasks spread over "
+            "{effect} decades",
+        ),
+        _finding(
+            "thresholds_fall",
+            "Thresholds fall as models grow",
+            _threshold_trend(study),
+            "decades per decade of model size",
+            Rule("below", -FLAT_DECADES),
+            "the thresholds move by {effect} decades per decade of model size",
+        ),
+        _finding(
+            "adjacent_faster",
+            "ADJACENT converges faster than DISCRETE",
+            *_adjacent_faster(study),
+            "DISCRETE takes {effect} more steps than ADJACENT to reach 90% of its best dev score",
+        ),
+        _transfer(df, transfer, draws),
     ]
 
 
-def _gaps_shrink(df: pd.DataFrame, seeds: int) -> Finding:
-    trend = gap_trend(gaps(df))
-    trend = trend[trend["n_models"] >= 2]
-    yes = int((trend["direction"] == "shrinks").sum())
-    evidence = (
-        f"the gap to full fine-tuning shrinks with model size in {yes} of {len(trend)} "
-        f"(task, structure, budget kind) series, mean slope {trend['slope'].mean() * 100:+.2f} "
-        "points per decade of parameters"
-        if len(trend)
-        else "needs at least two model sizes with full fine-tuning and a method on one task"
-    )
+def _finding(
+    key: str,
+    claim: str,
+    effect: _Effect,
+    unit: str,
+    rule: Rule,
+    sentence: str,
+    scale: float = 1.0,
+) -> Finding:
+    observed = effect.observed * scale
+    low, high = (v * scale for v in interval(effect.replicates)) if effect.n else (math.nan,) * 2
+    verdict = judge(rule, low, high, effect.n)
+    if effect.n:
+        evidence = (
+            sentence.format(effect=_num(observed))
+            + f" (95% interval {_num(low)} to {_num(high)}; {effect.n} case(s))"
+        )
+    else:
+        evidence = "no case in this study: " + _NEEDS[key]
     return Finding(
-        "gaps_shrink",
-        "Gaps to full fine-tuning shrink as models grow",
-        verdict(yes, len(trend)),
+        key,
+        claim,
+        verdict,
+        observed,
+        unit,
+        low,
+        high,
+        effect.n,
+        rule.describe(unit),
         evidence,
-        seeds if len(trend) else 0,
+        effect.n_seeds if effect.n else 0,
     )
 
 
-def _thresholds_exist(thr: pd.DataFrame, seeds: int) -> Finding:
-    both = thr["low"].notna() & thr["high"].notna()
-    evidence = (
-        f"low and high thresholds both reached in {int(both.sum())} of {len(thr)} "
-        f"(model, task, structure) grids (low bracketed in {int(thr['low_bracketed'].sum())}, "
-        f"high in {int(thr['high_bracketed'].sum())}); median low "
-        f"{_num(thr['low'].median())}, median high {_num(thr['high'].median())} parameters"
-        if len(thr)
-        else "needs a method run at several budgets"
-    )
-    return Finding(
-        "thresholds_exist",
-        "Low and high thresholds of trainable parameters exist",
-        verdict(int(both.sum()), len(thr)),
-        evidence,
-        seeds if len(thr) else 0,
-    )
+_NEEDS = {
+    "methods_converge": "needs two or more structures at equal budgets on two model sizes",
+    "gap_shrinks": "needs full fine-tuning and a structure above its low threshold on two "
+    "model sizes",
+    "thresholds_exist": "needs a structure run at several budgets",
+    "thresholds_alike": "needs APET in two structures (op or targets) at several budgets on "
+    "one model and task",
+    "low_alike_across_tasks": "needs one structure's low threshold on two tasks",
+    "thresholds_fall": "needs one structure's thresholds inside the grid on two model sizes",
+    "adjacent_faster": "needs APET adjacent and discrete at equal budgets with dev curves",
+}
 
 
-def _thresholds_alike(thr: pd.DataFrame, seeds: int) -> Finding:
-    agree = structure_agreement(thr)
-    cases = [v for col in ("low_agree", "high_agree") for v in agree[col] if v is not None]
-    yes = sum(bool(v) for v in cases)
-    spreads = pd.concat([agree["low_spread_decades"], agree["high_spread_decades"]]).dropna()
-    evidence = (
-        f"{yes} of {len(cases)} thresholds agree across structures within a factor of "
-        f"{AGREE_FACTOR:g}; largest spread {spreads.max():.2f} decades"
-        if cases
-        else "needs thresholds of at least two structures on one model and task"
-    )
-    return Finding(
-        "thresholds_alike",
-        "The thresholds are about the same whatever the structure",
-        verdict(yes, len(cases)),
-        evidence,
-        seeds if cases else 0,
-    )
+def _empty() -> _Effect:
+    return _Effect(math.nan, np.array([]), 0, 0)
 
 
-def _thresholds_fall(thr: pd.DataFrame, seeds: int) -> Finding:
-    cases = []
-    for _, cell in thr.groupby(["task", "structure"]):
-        cell = cell.sort_values("total_params")
-        if cell["total_params"].nunique() < 2:
+def _slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of each row of ``y`` (replicates x points) against ``x``."""
+    x = x - x.mean()
+    return (y - y.mean(axis=-1, keepdims=True)) @ x / (x @ x)
+
+
+def _over_cases(effects: list[tuple[float, np.ndarray, int]], center=np.mean) -> _Effect:
+    """``center`` (mean or median) over cases of (observed, replicates, seeds)."""
+    if not effects:
+        return _empty()
+    observed = float(center([e[0] for e in effects]))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a replicate that locates no case
+        replicates = center(np.stack([e[1] for e in effects]), axis=0)
+    return _Effect(observed, replicates, len(effects), min(e[2] for e in effects))
+
+
+def _low_by_model_task(study: _Study) -> dict[tuple[str, str], float]:
+    """Per (model, task): the largest low threshold among its series (budgets above it are
+    above every structure's low threshold); NaN where none is in or below the grid."""
+    thr = study.thresholds.table
+    return thr.groupby(["model", "task"])["low"].max().to_dict()
+
+
+def _above_low(study: _Study) -> pd.DataFrame:
+    """The tuned cells at or above their (model, task)'s low threshold."""
+    cells = study.cells[~study.cells["method"].isin(FIXED) & (study.cells["budget"] > 0)]
+    low = _low_by_model_task(study)
+    keep = [
+        math.isfinite(low.get((m, t), math.nan)) and b >= low[(m, t)]
+        for m, t, b in zip(cells["model"], cells["task"], cells["budget"], strict=True)
+    ]
+    return cells[keep]
+
+
+def _trend(
+    per_model: dict[tuple, list[tuple[float, float, np.ndarray, int]]], center=np.mean
+) -> _Effect:
+    """Per case, (total params, observed, replicates, seeds) per model -> slope per case,
+    averaged over the cases with two or more model sizes."""
+    slopes = []
+    for points in per_model.values():
+        if len({p[0] for p in points}) < 2:
             continue
+        x = np.log10(np.array([p[0] for p in points], dtype=float))
+        y_obs = np.array([p[1] for p in points])
+        y_reps = np.stack([p[2] for p in points], axis=1)
+        slopes.append(
+            (float(_slope(x, y_obs[None, :])[0]), _slope(x, y_reps), min(p[3] for p in points))
+        )
+    return _over_cases(slopes, center)
+
+
+def _spread_trend(study: _Study) -> _Effect:
+    cells = _above_low(study)
+    per_task: dict[tuple, list] = {}
+    for (model, task, _), group in cells.groupby(["model", "task", "budget"]):
+        if group["structure"].nunique() < 2:
+            continue
+        reps = study.cell_draws(group["cell"])
+        spread = float(group["mean"].max() - group["mean"].min())
+        per_task.setdefault((task, model), []).append(
+            (group["total_params"].max(), spread, reps.max(axis=1) - reps.min(axis=1))
+        )
+    cases: dict[tuple, list] = {}
+    for (task, _), values in per_task.items():
+        size = values[0][0]
+        mean = float(np.mean([v[1] for v in values]))
+        reps = np.mean(np.stack([v[2] for v in values]), axis=0)
+        seeds = int(cells[cells["task"] == task]["n"].min())
+        cases.setdefault(task, []).append((size, mean, reps, seeds))
+    return _trend(cases)
+
+
+def _gap_trend(study: _Study) -> _Effect:
+    cells = _above_low(study)
+    cases: dict[tuple, list] = {}
+    for (model, task, structure), group in cells.groupby(["model", "task", "structure"]):
+        full = full_cell(study.cells, group["reference"].iloc[0], model, task)
+        if full is None:
+            continue
+        gap = study.resampled.mean(full) - float(group["mean"].mean())
+        reps = study.resampled.of(full) - study.cell_draws(group["cell"]).mean(axis=1)
+        size = group["total_params"].max()
+        cases.setdefault((task, structure), []).append((size, gap, reps, int(group["n"].min())))
+    return _trend(cases)
+
+
+def _both_located(study: _Study) -> _Effect:
+    thr = study.thresholds.table
+    if thr.empty:
+        return _empty()
+    first = {s: _first_budget(study, s) for s in thr["series"]}
+    located_reps = []
+    for series in thr["series"]:
+        both = np.ones(study.draws, dtype=bool)
         for side in ("low", "high"):
-            values = located(cell, side)
-            first, last = values.iloc[0], values.iloc[-1]
-            if np.isfinite(first) and np.isfinite(last):
-                cases.append(last < first)
-    yes = sum(cases)
-    evidence = (
-        f"the bracketed threshold of the largest model is below the smallest model's in {yes} "
-        f"of {len(cases)} (task, structure, low/high) comparisons"
-        if cases
-        else "needs bracketed thresholds on at least two model sizes"
-    )
-    return Finding(
-        "thresholds_fall",
-        "Thresholds fall as models grow",
-        verdict(yes, len(cases)),
-        evidence,
-        seeds if cases else 0,
+            r = study.thresholds.draws[series][side]
+            both &= np.isfinite(r) & (r > first[series])
+        located_reps.append(both)
+    observed = float(((thr["low_status"] == BRACKETED) & (thr["high_status"] == BRACKETED)).mean())
+    return _Effect(
+        observed, np.mean(np.stack(located_reps), axis=0), len(thr), int(thr["n_seeds"].min())
     )
 
 
-def _adjacent_faster(df: pd.DataFrame, seeds: int) -> Finding:
-    speed = pattern_speed(convergence(df))
-    yes = int((speed["faster"] == "adjacent").sum())
-    evidence = (
-        f"APET adjacent reaches 90% of its best dev score sooner than discrete in {yes} of "
-        f"{len(speed)} (model, task, budget) cells; mean steps {speed['adjacent_steps'].mean():.0f}"
-        f" vs {speed['discrete_steps'].mean():.0f}"
-        if len(speed)
-        else "needs APET adjacent and discrete at equal budget with dev curves"
-    )
-    return Finding(
-        "adjacent_faster",
-        "ADJACENT converges faster than DISCRETE",
-        verdict(yes, len(speed)),
-        evidence,
-        seeds if len(speed) else 0,
-    )
+def _first_budget(study: _Study, series: str) -> float:
+    cells = study.cells[(study.cells["series"] == series) & (study.cells["budget"] > 0)]
+    return float(cells["budget"].min())
 
 
-def _transfer(df: pd.DataFrame, matrix: pd.DataFrame | None, seeds: int) -> Finding:
+def _log_thresholds(study: _Study, side: str) -> tuple[dict, dict]:
+    """Per series: the observed log10 threshold and its replicates, NaN where not bracketed
+    (a bound locates nothing): a replicate that does not locate a case leaves it out of that
+    replicate's median over cases."""
+    thr = study.thresholds.table
+    observed, reps = {}, {}
+    for _, row in thr.iterrows():
+        series = row["series"]
+        bracketed = row[f"{side}_status"] == BRACKETED
+        observed[series] = math.log10(row[side]) if bracketed else math.nan
+        r = study.thresholds.draws[series][side]
+        first = _first_budget(study, series)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps[series] = np.where(np.isfinite(r) & (r > first), np.log10(r), np.nan)
+    return observed, reps
+
+
+def _spread_over(study: _Study, across: str) -> _Effect:
+    """The spread in decades of located thresholds across ``across`` (APET's structures of
+    one pattern on one model and task; or the tasks of one model and structure), per group,
+    averaged; the low and high thresholds for structures, the low one for tasks."""
+    thr = study.thresholds.table
+    if across == "structure":
+        apet = thr[thr["structure"].str.startswith("apet-")].copy()
+        apet["pattern"] = apet["structure"].str.rsplit("-", n=1).str[-1]
+        groups = apet.groupby(["model", "task", "pattern"])
+        sides = ("low", "high")
+    else:
+        groups = thr.groupby(["model", "structure"])
+        sides = ("low",)
+    cases = []
+    for side in sides:
+        observed, reps = _log_thresholds(study, side)
+        for _, group in groups:
+            if group[across].nunique() < 2:
+                continue
+            obs = np.array([observed[s] for s in group["series"]])
+            if np.isnan(obs).sum() > len(obs) - 2:
+                continue  # fewer than two located thresholds: nothing to compare
+            r = np.stack([reps[s] for s in group["series"]], axis=1)
+            with np.errstate(invalid="ignore"):
+                spread_reps = r.max(axis=1) - r.min(axis=1)  # NaN if one is not located
+            spread = float(np.nanmax(obs) - np.nanmin(obs))
+            cases.append((spread, spread_reps, int(group["n_seeds"].min())))
+    return _over_cases(cases, np.nanmedian)
+
+
+def _threshold_trend(study: _Study) -> _Effect:
+    thr = study.thresholds.table
+    cases: dict[tuple, list] = {}
+    for side in ("low", "high"):
+        observed, reps = _log_thresholds(study, side)
+        for _, row in thr.iterrows():
+            if math.isnan(observed[row["series"]]):
+                continue
+            cases.setdefault((row["task"], row["structure"], side), []).append(
+                (row["total_params"], observed[row["series"]], reps[row["series"]], row["n_seeds"])
+            )
+    return _trend(cases, np.nanmedian)
+
+
+def _adjacent_faster(study: _Study) -> tuple[_Effect, str, Rule]:
+    conv = convergence(study.df)
+    unit = "steps"
+    conv = conv[conv["structure"].str.startswith("apet-")]
+    conv = conv[conv["structure"].str.rsplit("-", n=1).str[-1].isin(PATTERNS)]
+    if conv.empty:
+        return _empty(), unit, Rule("above", 0.0)
+    conv = conv.assign(
+        shape=conv["structure"].str.rsplit("-", n=1).str[0],
+        pattern=conv["structure"].str.rsplit("-", n=1).str[-1],
+    )
+    resampled = Resampled(
+        pd.DataFrame({"cell": conv["cell"], "value": conv["steps_to_fraction"]}), study.draws
+    )
+    cases = []
+    for _, pair in conv.groupby(["model", "task", "budget", "shape", "reference"]):
+        by_pattern = pair.groupby("pattern")["cell"].first()
+        if set(by_pattern.index) != set(PATTERNS):
+            continue
+        adj, dis = by_pattern["adjacent"], by_pattern["discrete"]
+        diff = resampled.mean(dis) - resampled.mean(adj)
+        seeds = int(pair.groupby("cell").size().min())
+        cases.append((diff, resampled.of(dis) - resampled.of(adj), seeds))
+    # A difference within one evaluation interval is below what the curves can resolve.
+    resolution = _eval_interval(study.df)
+    effect = _over_cases(cases)
+    return effect, unit, Rule("above", resolution)
+
+
+def _eval_interval(df: pd.DataFrame) -> float:
+    gaps = [b[0] - a[0] for curve in df["curve"] for a, b in zip(curve, curve[1:], strict=False)]
+    return float(np.median(gaps)) if gaps else 0.0
+
+
+def _transfer(df: pd.DataFrame, matrix: pd.DataFrame | None, draws: int) -> Finding:
     claim = "Task transfer works within a task type, not across types"
-    if matrix is None or matrix.empty:
+    rule = Rule("above", TRANSFER_EDGE)
+    unit = "relative score (same type minus cross type)"
+
+    def empty(evidence: str) -> Finding:
         return Finding(
             "transfer_within_type",
             claim,
             "not tested",
-            "no transfer evaluation: `petscale report DIR --transfer` (or evaluate_transfer) "
-            "scores a study's kept deltas on its other tasks",
+            math.nan,
+            unit,
+            math.nan,
+            math.nan,
             0,
+            rule.describe(unit),
+            evidence,
+            0,
+        )
+
+    if matrix is None or matrix.empty:
+        return empty(
+            "no transfer evaluation: `petscale report DIR --transfer` (or evaluate_transfer) "
+            "scores a study's kept deltas on its other tasks"
         )
     types = dict(zip(df["task"], df["task_type"], strict=False))
-    kinds = same_type_vs_cross(matrix, types).groupby("kind")["mean_relative"].mean()
-    if not {"same type", "cross type"} <= set(kinds.index):
-        return Finding(
-            "transfer_within_type",
-            claim,
-            "not tested",
-            "needs transfer pairs both within a task type and across types",
-            0,
-        )
-    same, cross = kinds["same type"], kinds["cross type"]
-    holds = same > cross + TRANSFER_EDGE
-    evidence = (
-        f"same-type pairs keep {same:.2f} of the in-task gain over the untuned model (random "
-        f"guessing where it was not scored), "
-        f"cross-type pairs {cross:.2f}"
+    pairs = matrix[(matrix["source"] != matrix["target"]) & matrix["relative"].notna()]
+    same = np.array(
+        [
+            types.get(s) == types.get(t)
+            for s, t in zip(pairs["source"], pairs["target"], strict=True)
+        ],
+        dtype=bool,
     )
-    return Finding(
-        "transfer_within_type", claim, "holds" if holds else "does not hold", evidence, seeds
+    values = pairs["relative"].to_numpy(dtype=float)
+    if not same.any() or same.all():
+        return empty("needs transfer pairs both within a task type and across types")
+    rng = np.random.default_rng(0)
+
+    def redrawn(x: np.ndarray) -> np.ndarray:
+        return x[rng.integers(0, len(x), size=(draws, len(x)))].mean(axis=1)
+
+    effect = _Effect(
+        float(values[same].mean() - values[~same].mean()),
+        redrawn(values[same]) - redrawn(values[~same]),
+        len(values),
+        1,
     )
+    found = _finding(
+        "transfer_within_type",
+        claim,
+        effect,
+        unit,
+        rule,
+        "same-type pairs keep {effect} more of the in-task gain over the floor than "
+        f"cross-type pairs ({values[same].mean():.2f} against {values[~same].mean():.2f})",
+    )
+    return found
 
 
 def _num(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:,.0f}"
+    if not np.isfinite(value):
+        return "n/a" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return f"{value:+.2g}" if abs(value) < 1 else f"{value:+.3g}"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from petscale.study.store import RESULT_COLUMNS, Store
+from petscale.ids import trial_id
+from petscale.study.store import EVALUATION_KEYS, RESULT_COLUMNS, Store
 
 COLUMNS = (
     "trial_id",
@@ -33,7 +35,28 @@ COLUMNS = (
     "metric",
     "seconds",
     "curve",
+    *EVALUATION_KEYS,
+    "series",
+    "cell",
+    "reference",
 )
+#: Trial settings that set a configuration apart (with model, task, method and its options);
+#: trials that agree on all of them but the seed are one cell, and their seeds are pooled.
+SETTINGS = (
+    "head",
+    "pooling",
+    "steps",
+    "batch_size",
+    "lr",
+    "max_length",
+    "eval_every",
+    "eval_limit",
+)
+#: The settings that shape an untuned model's score: a series is scored against the floor and
+#: the full fine-tuning of its own (model, task) under these.
+REFERENCE_SETTINGS = ("head", "pooling", "max_length", "eval_limit")
+#: Method options that size a method; a series spans them, so they are not in its key.
+SIZING_OPTIONS = ("budget", "match", "seed")
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -46,17 +69,24 @@ def load_results(folder: str | Path) -> pd.DataFrame:
 def from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
     """The same table from plain dicts (model, task, method, seed, dev_score ... at least).
 
-    Missing columns are filled: ``structure`` from method and ``pattern``, ``budget`` from
+    Missing columns are filled: ``structure`` from method and options, ``budget`` from
     ``trainable_params``, ``default_budget`` (the method at its own default size) True for
-    ``full`` and ``probe`` only, ``task_type`` from the task registry, ``curve`` empty.
+    ``full`` and ``probe`` only, ``task_type`` from the task registry, ``curve`` empty, and
+    the three keys the analyses group by: ``series`` (every setting but the seed and the
+    budget), ``cell`` (the series at one budget: its rows differ only in seed) and
+    ``reference`` (model, task and the ``REFERENCE_SETTINGS``: whose floor and full
+    fine-tuning a series is held against).
     """
     rows = []
     for i, given in enumerate(records):
         row = {key: given.get(key) for key in COLUMNS} | dict(given)
         row["trial_id"] = row["trial_id"] or f"t{i}"
+        options = dict(row.get("options") or {})
         if row["method"] == "apet":
-            row["pattern"] = row["pattern"] or "discrete"  # APET's default pattern
-        row["structure"] = row["structure"] or structure_name(row["method"], row["pattern"])
+            row["pattern"] = row["pattern"] or options.get("pattern") or "discrete"
+        row["structure"] = row["structure"] or structure_name(
+            row["method"], row["pattern"], options
+        )
         if row["budget"] is None:
             row["budget"] = row["trainable_params"]
         if row["default_budget"] is None:
@@ -65,18 +95,53 @@ def from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
             row["task_type"] = task_type(row["task"])
         row["curve"] = [tuple(point) for point in row["curve"] or []]
         row["seed"] = 0 if row["seed"] is None else row["seed"]
+        settings = {key: _plain(row.get(key)) for key in SETTINGS}
+        sized = {k: _plain(v) for k, v in sorted(options.items()) if k not in SIZING_OPTIONS}
+        base = {"model": row["model"], "task": row["task"], "method": row["method"]}
+        row["series"] = row["series"] or _key({**base, **settings, "options": sized})
+        row["cell"] = row["cell"] or _key(
+            {"series": row["series"], "budget": _plain(row["budget"])}
+        )
+        reference = {k: settings[k] for k in REFERENCE_SETTINGS}
+        row["reference"] = row["reference"] or _key(
+            {"model": row["model"], "task": row["task"], **reference}
+        )
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(dict.fromkeys([*COLUMNS, *(k for r in rows for k in r)])))
-    for key in ("dev_score", "test_score", "random_guess", "seconds"):
+    for key in ("dev_score", "test_score", "random_guess", "seconds", *EVALUATION_KEYS):
         df[key] = pd.to_numeric(df[key], errors="coerce").astype(float)
     for key in ("budget", "trainable_params", "head_params", "total_params"):
         df[key] = pd.to_numeric(df[key], errors="coerce")
     return df
 
 
-def structure_name(method: str, pattern: str | None) -> str:
-    """A method's structure: its name, or ``apet-adjacent`` / ``apet-discrete`` for APET."""
-    return f"apet-{pattern or 'discrete'}" if method == "apet" else method
+def _plain(value: Any) -> Any:
+    """A setting as the keys hash it: NaN and empty cells (a CSV's) are None, 3.0 is 3."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value.item() if hasattr(value, "item") else value
+
+
+def _key(parts: dict[str, Any]) -> str:
+    return trial_id(parts)
+
+
+def structure_name(method: str, pattern: str | None, options: dict[str, Any] | None = None) -> str:
+    """A method's structure: its name; for APET ``apet-<pattern>`` at its default op and
+    targets, else ``apet-<op>[-<targets>]-<pattern>`` (``apet-plug-discrete``, ...)."""
+    if method != "apet":
+        return method
+    options = options or {}
+    parts = ["apet"]
+    if (options.get("op") or "add") != "add":
+        parts.append(options["op"])
+    if options.get("targets"):
+        parts.append(str(options["targets"]).replace(",", "+"))
+    if (options.get("granularity") or "element") != "element":
+        parts.append(options["granularity"])
+    return "-".join([*parts, pattern or "discrete"])
 
 
 @cache
@@ -96,15 +161,12 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
     options = result.get("options") or config.get("options") or {}
     return {
         "trial_id": row["id"],
-        "model": config["model"],
-        "task": config["task"],
-        "method": config["method"],
+        **{key: config.get(key) for key in ("model", "task", "method", "seed", *SETTINGS)},
+        "options": config.get("options") or {},
         "pattern": options.get("pattern") if config["method"] == "apet" else None,
-        "head": config.get("head"),
-        "seed": config.get("seed"),
-        "steps": result.get("steps", config.get("steps")),
         # No budget and no match option: the method ran at its own default size.
         "default_budget": not {"budget", "match"} & set(config.get("options") or {}),
         **{key: row[key] for key in RESULT_COLUMNS},  # the store's own result columns
+        **{key: result.get(key) for key in EVALUATION_KEYS},
         "curve": row["curve"],
     }

@@ -1,4 +1,5 @@
-"""``petscale report DIR``: a study's findings, thresholds and gaps as a self-contained page."""
+"""``petscale report PATH``: a study's findings, thresholds and gaps as a self-contained page,
+from its folder or from a table ``petscale study export`` wrote."""
 
 from __future__ import annotations
 
@@ -12,36 +13,53 @@ from petscale.cli import options as o
 
 
 def report(
-    folder: Annotated[Path, typer.Argument(help="The study folder (holds study.sqlite).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The study folder (holds study.sqlite) or exported CSV/Parquet table "
+            "(`petscale study export`).",
+        ),
+    ],
     out: Annotated[
-        Path | None, typer.Option(help="Where the report folder goes. Default: DIR/report.")
+        Path | None,
+        typer.Option(
+            help="Where the report folder goes. Default: DIR/report for a study folder, "
+            "NAME-report beside a table NAME.csv."
+        ),
     ] = None,
     transfer: Annotated[
         bool,
-        typer.Option(help="Evaluate the kept deltas zero-shot on the study's other tasks."),
+        typer.Option(
+            help="Evaluate the kept deltas zero-shot on the study's other tasks (study folder)."
+        ),
     ] = False,
     transfer_limit: Annotated[
         int, typer.Option(help="Dev examples per transfer evaluation.", min=1)
     ] = 200,
     subspace: Annotated[
-        bool, typer.Option(help="Compare the subspaces of the kept deltas (spectra, angles).")
+        bool,
+        typer.Option(
+            help="Compare the subspaces of the kept deltas (spectra, angles; study folder)."
+        ),
     ] = False,
     json_output: o.Json = False,
 ) -> None:
-    """Write report.html (figures embedded), figures/*.png|svg, thresholds.csv and gaps.csv."""
+    """Write report.html (figures embedded), figures/*.png|svg, thresholds.csv, gaps.csv and
+    trials.csv, from a study folder or an exported CSV/Parquet table."""
     from petscale.report import gather, write
+    from petscale.report.build import default_out
 
     built = gather(
-        folder,
+        path,
         transfer=transfer,
         transfer_limit=transfer_limit,
         subspace=subspace,
         progress=not json_output,
     )
-    path = write(built, out or folder / "report")
+    page = write(built, out or default_out(path))
     if json_output:
-        print(json.dumps({"report": str(path), **built.summary()}))
+        print(json.dumps({"report": str(page), **built.summary()}, allow_nan=False))
         return
     from petscale.report.terminal import print_summary
 
-    print_summary(built, path)
+    print_summary(built, page)

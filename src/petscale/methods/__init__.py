@@ -25,6 +25,7 @@ METHODS: dict[str, str] = {
     "adapter": "bottleneck adapters after attention and feed-forward (24)",
     "apet": "an exact number of trainable entries, of any structure",
     "probe": "nothing but the classification head (the linear-probe baseline)",
+    "untuned": "nothing: the model scored as loaded, no step taken (the analyses' floor)",
 }
 
 

@@ -31,6 +31,8 @@ class MethodConfig:
     default_lr: ClassVar[float] = 1e-3
     #: learning-rate schedule after warmup when the user gives none (train.SCHEDULES)
     default_schedule: ClassVar[str] = "linear"
+    #: False for a method whose trial takes no step and only scores the model (``untuned``)
+    trains: ClassVar[bool] = True
 
     def validate(self) -> None:
         """Raise UserError for an impossible option; subclasses extend."""

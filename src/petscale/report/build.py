@@ -1,7 +1,9 @@
 """Gather a study's analyses into one report, and write its folder whole.
 
-The folder holds ``report.html`` (self-contained: figures embedded), ``figures/NAME.png`` and
-``.svg``, ``thresholds.csv``, ``gaps.csv`` and ``report.json`` (what ``report --json`` prints).
+The study is a folder (its store) or a table ``petscale study export`` wrote. The report
+folder holds ``report.html`` (self-contained: figures embedded), ``figures/NAME.png`` and
+``.svg``, ``thresholds.csv``, ``gaps.csv``, ``trials.csv`` (a row per done trial) and
+``report.json`` (what ``report --json`` prints).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from petscale import analysis
+from petscale.analysis.exported import is_table, read_table
 from petscale.errors import UserError
 from petscale.folders import recover, swap_in
 from petscale.report import environment
@@ -29,28 +32,47 @@ MAX_SPEC_BYTES = 1 << 20  # a kept spec larger than this is not a spec petscale 
 
 
 def gather(
-    folder: str | Path,
+    path: str | Path,
     transfer: bool = False,
     transfer_limit: int = 200,
     subspace: bool = False,
     progress: bool = False,
 ) -> Report:
-    """Every analysis of the study in ``folder`` (its store must exist and hold done trials).
+    """Every analysis of the study in the folder ``path`` (its store must exist and hold done
+    trials), or of the table at ``path`` that ``petscale study export`` wrote (CSV or Parquet).
 
     ``transfer`` evaluates each kept delta zero-shot on the study's other tasks, and each
     model untuned on them (the floor of the relative score; at most ``transfer_limit`` dev
     examples each); ``subspace`` compares the kept deltas' subspaces.
-    Both load models, so they are off by default; ``progress`` shows the transfer's bar.
+    Both load models, so they are off by default and need the study folder (a table keeps no
+    delta); ``progress`` shows the transfer's bar.
     """
-    folder = Path(folder)
-    with Store.existing(folder) as store:
-        summary = store.summary()
-        done = [r for r in store.rows() if r["status"] == "done"]
-    hosts = sorted({r["host"] for r in done if r["host"]})
-    df = analysis.load_results(folder)
+    path = Path(path)
+    from_table = is_table(path)
+    if from_table:
+        if transfer or subspace:
+            asked = (("--transfer", transfer), ("--subspace", subspace))
+            flags = " and ".join(flag for flag, on in asked if on)
+            verb = "need" if transfer and subspace else "needs"
+            raise UserError(
+                f"{flags} {verb} the study folder (the kept deltas), not the exported table "
+                f"{path}; run `petscale report STUDY_DIR {flags}`"
+            )
+        table = read_table(path)
+        df = table.results
+        counts, hosts = table.counts, table.hosts
+        spec = config_grid(table.configs, f"the configs of the done trials in {path.name}")
+    else:
+        with Store.existing(path) as store:
+            summary = store.summary()
+            done = [r for r in store.rows() if r["status"] == "done"]
+        counts = {k: summary[k] for k in ("done", "failed", "running", "pending", "total")}
+        hosts = sorted({r["host"] for r in done if r["host"]})
+        df = analysis.load_results(path)
+        spec = spec_of(path, [r["config"] for r in done])
     if df.empty:
         raise UserError(
-            f"the study in {folder} has no finished trial yet; run `petscale study run SPEC`"
+            f"the study in {path} has no finished trial yet; run `petscale study run SPEC`"
         )
     thresholds = analysis.thresholds(df)
     gaps = analysis.gaps(df)
@@ -66,7 +88,7 @@ def gather(
     matrix = kinds = sub = pd.DataFrame()
     if transfer:
         scores = analysis.evaluate_transfer(
-            folder, limit=transfer_limit, untuned=True, progress=progress
+            path, limit=transfer_limit, untuned=True, progress=progress
         )
         matrix = analysis.transfer_matrix(scores)
         types = dict(zip(df["task"], df["task_type"], strict=False))
@@ -75,11 +97,12 @@ def gather(
             _figure("transfer", "Zero-shot task transfer", analysis.transfer_figure(matrix))
         )
     if subspace:
-        sub = analysis.subspace_table(folder)
-        figures.append(_figure("spectra", "Spectra of the deltas", _spectra(folder, df)))
+        sub = analysis.subspace_table(path)
+        figures.append(_figure("spectra", "Spectra of the deltas", _spectra(path, df)))
     context = {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "trials": {k: summary[k] for k in ("done", "failed", "running", "pending", "total")},
+        "input": "table" if from_table else "study",
+        "trial_counts": counts,
         "seconds_spent": float(df["seconds"].fillna(0).sum()),
         "heads": sorted(df["head"].dropna().astype(str).unique()),
         "models": sorted(df["model"].unique()),
@@ -88,12 +111,12 @@ def gather(
         "hosts": hosts,
         "versions": environment.versions(),
         "machine": environment.machine(),
-        "spec": spec_of(folder, [r["config"] for r in done]),
+        "spec": spec,
         "transfer": transfer,
         "subspace": subspace,
     }
     return Report(
-        folder=folder,
+        folder=path,
         results=df,
         findings=analysis.findings(df, transfer=matrix if transfer else None),
         thresholds=thresholds,
@@ -107,6 +130,13 @@ def gather(
         transfer_kinds=kinds,
         subspace=sub,
     )
+
+
+def default_out(path: str | Path) -> Path:
+    """Where the report of ``path`` goes by default: ``DIR/report`` for a study folder,
+    ``<file stem>-report`` beside an exported table."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-report") if is_table(path) else path / "report"
 
 
 def write(report: Report, out: str | Path) -> Path:
@@ -128,11 +158,13 @@ def write(report: Report, out: str | Path) -> Path:
             (staging / "figures" / f"{fig.name}.svg").write_bytes(fig.svg)
         report.thresholds.to_csv(staging / "thresholds.csv", index=False)
         report.gaps.to_csv(staging / "gaps.csv", index=False)
+        report.trial_table().to_csv(staging / "trials.csv", index=False)
         if not report.transfer.empty:
             report.transfer.to_csv(staging / "transfer.csv", index=False)
         if not report.subspace.empty:
             report.subspace.to_csv(staging / "subspace.csv", index=False)
-        (staging / "report.json").write_text(json.dumps(report.summary(), indent=2) + "\n")
+        summary = json.dumps(report.summary(), indent=2, allow_nan=False)
+        (staging / "report.json").write_text(summary + "\n")
         (staging / REPORT_NAME).write_text(render(report), encoding="utf-8")
         swap_in(staging, out)
     finally:
@@ -184,12 +216,19 @@ def spec_of(folder: Path, configs: list[dict[str, Any]]) -> dict[str, Any]:
     text = _kept_spec_text(path)
     if text is not None:
         return {"source": str(path), "text": text}
+    return config_grid(configs)
+
+
+def config_grid(
+    configs: list[dict[str, Any]], source: str = "the configs of the done trials"
+) -> dict[str, Any]:
+    """Every setting's values over ``configs``, each as JSON text, sorted."""
     values: dict[str, set[str]] = {}
     for config in configs:
         for key, value in _flatten(config):
             values.setdefault(key, set()).add(json.dumps(value))
     grid = {key: sorted(v) for key, v in sorted(values.items())}
-    return {"source": "the configs of the done trials", "grid": grid}
+    return {"source": source, "grid": grid}
 
 
 def _kept_spec_text(path: Path) -> str | None:

@@ -5,13 +5,28 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from petscale import analysis
+
+#: The per-trial table's columns, in order: trials.csv, the page's "Trials" and the JSON's.
+TRIAL_COLUMNS = (
+    "trial_id",
+    "model",
+    "task",
+    "structure",
+    "budget",
+    "seed",
+    "dev_score",
+    "test_score",
+    "seconds",
+)
 
 
 @dataclass
@@ -54,23 +69,53 @@ class Report:
             above_random=("above_random", "mean"),
         )
 
+    def trial_table(self) -> pd.DataFrame:
+        """A row per done trial (``TRIAL_COLUMNS``; budget: trainable parameters), in a fixed
+        order: model, task, structure, budget, seed, then id."""
+        table = self.results.reindex(columns=list(TRIAL_COLUMNS))
+        return table.sort_values(
+            ["model", "task", "structure", "budget", "seed", "trial_id"],
+            kind="mergesort",
+            na_position="last",
+        ).reset_index(drop=True)
+
     def summary(self) -> dict[str, Any]:
-        """The findings, thresholds and gaps as one JSON-ready object."""
-        return {
-            "folder": str(self.folder),
-            **self.context,
-            "findings": [dataclasses.asdict(f) for f in self.findings],
-            "thresholds": _records(self.thresholds),
-            "structure_agreement": _records(self.agreement),
-            "gaps": _records(self.gaps),
-            "gap_trend": _records(self.gap_trend),
-            "pattern_speed": _records(self.pattern_speed),
-            "transfer": _records(self.transfer),
-            "transfer_kinds": _records(self.transfer_kinds),
-            "subspace": _records(self.subspace_summary()),
-        }
+        """The findings, thresholds, gaps and trials as one JSON-ready object (strict JSON:
+        a missing or non-finite number is null)."""
+        return _plain(
+            {
+                "folder": str(self.folder),
+                **self.context,
+                "findings": [dataclasses.asdict(f) for f in self.findings],
+                "thresholds": _records(self.thresholds),
+                "structure_agreement": _records(self.agreement),
+                "gaps": _records(self.gaps),
+                "gap_trend": _records(self.gap_trend),
+                "pattern_speed": _records(self.pattern_speed),
+                "transfer": _records(self.transfer),
+                "transfer_kinds": _records(self.transfer_kinds),
+                "subspace": _records(self.subspace_summary()),
+                "trials": _records(self.trial_table()),
+            }
+        )
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     # pandas' JSON writer turns NaN into null and numpy scalars into plain numbers.
     return json.loads(df.to_json(orient="records"))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None and numpy scalars as Python ones, so that
+    ``json.dumps(..., allow_nan=False)`` takes it whatever fields a finding carries."""
+    if isinstance(value, dict):
+        return {key: _plain(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value

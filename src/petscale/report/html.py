@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from petscale.formatting import duration
-from petscale.report.contents import Figure, Report
+from petscale.report.contents import TRIAL_COLUMNS, Figure, Report
 from petscale.report.tables import GAP_COLUMNS, THRESHOLD_COLUMNS, rows
 
 VERDICT_CLASS = {
@@ -48,7 +48,7 @@ def render(report: Report) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>petscale report: {name}</title><style>{_CSS}</style></head><body>",
         f"<h1>petscale report: {name}</h1>",
-        f'<p class="note">Study folder {escape(str(report.folder))}; '
+        f'<p class="note">{_INPUT[ctx["input"]]} {escape(str(report.folder))}; '
         f"built {escape(ctx['generated'])}.</p>",
         _facts(ctx),
         "<h2>Findings</h2>",
@@ -70,6 +70,10 @@ def render(report: Report) -> str:
         "<h2>Convergence: ADJACENT vs DISCRETE</h2>",
         _table(report.pattern_speed),
         *_optional(report),
+        "<h2>Trials</h2>",
+        '<p class="note">Every done trial (also trials.csv); budget: its trainable parameters; '
+        "seconds: its training and evaluation time.</p>",
+        _table(report.trial_table(), TRIAL_COLUMNS[1:]),
         "<h2>Environment</h2>",
         _mapping("Versions", ctx["versions"]),
         _mapping("This machine (where the report was built)", ctx["machine"]),
@@ -80,6 +84,8 @@ def render(report: Report) -> str:
     ]
     return "\n".join(parts) + "\n"
 
+
+_INPUT = {"study": "Study folder", "table": "Exported table"}
 
 _THRESHOLD_NOTE = (
     '<p class="note">low: the smallest trainable-parameter budget whose lower 95% bound over '
@@ -114,7 +120,7 @@ def _optional(report: Report) -> list[str]:
 
 
 def _facts(ctx: dict[str, Any]) -> str:
-    trials = ctx["trials"]
+    trials = ctx["trial_counts"]
     facts = {
         "Trials": f"{trials['done']} done, {trials['failed']} failed, {trials['pending']} pending "
         f"(of {trials['total']})",

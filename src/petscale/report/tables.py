@@ -25,6 +25,10 @@ COUNT_COLUMNS = {
 THRESHOLDS = ("low", "high")
 # Columns holding differences: an explicit sign says which way they go.
 SIGNED_COLUMNS = {"gap", "slope"}
+# Whole numbers that name something (a seed), not count it: no thousands separators.
+LABEL_COLUMNS = {"seed"}
+# Columns holding times in seconds: a tenth of a second is precise enough.
+SECONDS_COLUMNS = {"seconds"}
 
 # The columns each table shows, in order (the CSV files keep every column).
 THRESHOLD_COLUMNS = (
@@ -57,13 +61,15 @@ def cell(column: str, value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, Integral):
-        return f"{int(value):,}"
+        return str(int(value)) if column in LABEL_COLUMNS else f"{int(value):,}"
     if isinstance(value, Real):
         value = float(value)
         if column in COUNT_COLUMNS:
             return f"{value:,.0f}"
         if column in SIGNED_COLUMNS:
             return f"{value:+.4f}"
+        if column in SECONDS_COLUMNS:
+            return f"{value:,.1f}"
         return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
     return str(value)
 

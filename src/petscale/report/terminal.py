@@ -21,7 +21,7 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     console = console or Console()
     ctx = report.context
     console.print(
-        f"[bold]petscale report[/]: {ctx['trials']['done']} trials, "
+        f"[bold]petscale report[/]: {ctx['trial_counts']['done']} trials, "
         f"{duration(ctx['seconds_spent'])} of trial time, head mode {', '.join(ctx['heads'])}"
     )
     findings = Table("finding", "on this run", "seeds", "evidence", title="Findings")

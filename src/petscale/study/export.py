@@ -13,7 +13,7 @@ from typing import Any
 from petscale.errors import UserError
 from petscale.folders import current_umask
 from petscale.settings import CONFIG_KEYS, WHEN_SET
-from petscale.study.store import RESULT_COLUMNS, SPEC_NAME, STORE_NAME, Store
+from petscale.study.store import EVALUATION_KEYS, RESULT_COLUMNS, SPEC_NAME, STORE_NAME, Store
 
 FORMATS = ("csv", "parquet")
 # The store's own result columns, with the bookkeeping a reader of the table wants around them.
@@ -48,6 +48,8 @@ def table(folder: str | Path) -> list[dict[str, Any]]:
             else:
                 row[key] = config.get(key)
         row.update({key: r[key] for key in _RESULT_KEYS})
+        result = json.loads(r["result"] or "{}")
+        row.update({key: result.get(key) for key in EVALUATION_KEYS})
         for key in ("started_at", "finished_at"):
             row[key] = _iso(row[key])
         row["curve"] = json.dumps(r["curve"])

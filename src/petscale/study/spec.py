@@ -24,6 +24,7 @@ Only ``models``, ``tasks`` and ``methods`` are required::
     head: trainable                 # trainable | frozen | label-words | auto (probe: trainable)
     pooling: auto                   # auto (the checkpoint's own) | cls | mean
     keep_deltas: true               # keep each trial's trained delta in DIR/trials/<id>/
+    untuned: true                   # add each cell's untuned trial (method untuned: the floor)
 
 ``methods`` may also be a list, to run one method with several option sets:
 ``[lora, {apet: {pattern: adjacent}}, {apet: {pattern: discrete}}]``.
@@ -58,7 +59,11 @@ DEFAULTS: dict[str, Any] = {
     "seeds": [0],
     **{key: STUDY_DEFAULTS.get(key, TRIAL_DEFAULTS[key]) for key in STUDY_SETTINGS},
     "keep_deltas": True,  # save each trial's trained delta under DIR/trials/<id>/ (not hashed)
+    "untuned": True,  # add each cell's untuned trial: the floor of the analyses
 }
+#: What an untuned trial takes from the grid: the settings that shape its evaluation; the
+#: training settings keep their defaults, so that one untuned trial serves every method.
+UNTUNED_KEEPS = ("head", "pooling", "max_length", "eval_limit")
 SPEC_KEYS = ("models", "tasks", "methods", *DEFAULTS)
 #: Head modes that depend on whether a model has a classification head (T5, decoders: none).
 HEADLESS = ("auto", "frozen")
@@ -93,6 +98,7 @@ class Spec:
     budgets: tuple[Budget, ...]
     seeds: tuple[int, ...]
     keep_deltas: bool
+    untuned: bool  # add the untuned trial of every (model, task, seed, head ...)
     #: the study-wide trial settings (``settings.STUDY_SETTINGS``: steps, lr, head ...),
     #: checked; read as attributes (``spec.steps``)
     settings: Mapping[str, Any]
@@ -167,6 +173,7 @@ def parse_spec(data: Any) -> Spec:
         seeds=_seeds(values["seeds"]),
         settings={key: _setting(key, values[key]) for key in STUDY_SETTINGS},
         keep_deltas=_bool(values["keep_deltas"], "keep_deltas"),
+        untuned=_bool(values["untuned"], "untuned"),
     )
 
 
@@ -194,6 +201,7 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
         return counts[model, method]
 
     configs: dict[str, dict[str, Any]] = {}
+    floors: dict[str, dict[str, Any]] = {}
     for model in spec.models:
         for task in spec.tasks:
             for entry in spec.methods:
@@ -230,10 +238,26 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                             "lr": spec.lr_for(entry.name),
                             "seed": seed,
                         }
-                        config = {key: values[key] for key in CONFIG_KEYS}
-                        config.update({k: values[k] for k in WHEN_SET if values[k]})
+                        config = _config(values)
                         configs.setdefault(trial_id(config), config)
-    return list(configs.values())
+                        if spec.untuned:
+                            floor = untuned_config(values)
+                            floors.setdefault(trial_id(floor), floor)
+    # the floors first: cheap (no step), and a run stopped early still has them
+    return list({**floors, **configs}.values())
+
+
+def untuned_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The untuned trial of a trial's cell (``values``: its settings): the same model, task,
+    seed and evaluation settings, method ``untuned``, training settings at their defaults."""
+    kept = {key: values[key] for key in ("model", "task", "seed", *UNTUNED_KEEPS)}
+    return _config({**TRIAL_DEFAULTS, **kept, "method": "untuned", "options": {}})
+
+
+def _config(values: Mapping[str, Any]) -> dict[str, Any]:
+    config = {key: values[key] for key in CONFIG_KEYS}
+    config.update({k: values[k] for k in WHEN_SET if values[k]})
+    return config
 
 
 def _headless(model: str, method: str, head: str) -> bool:

@@ -78,6 +78,9 @@ RESULT_COLUMNS = (
     "seconds",
     "peak_memory_mb",
 )
+#: Result keys kept in the result's JSON only, which the export and the analyses read: the
+#: examples each split was scored on and their majority-class share (the analyses' floors).
+EVALUATION_KEYS = ("dev_examples", "test_examples", "dev_majority", "test_majority")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,38 @@
+"""The untuned model: nothing trains and no step is taken; the trial only scores the model as
+loaded, with the trial's head (a frozen head's seeded projection, label words, or a
+trainable head as drawn), on dev and test.
+
+The floor of the study's analyses: what a model that learned nothing from the task scores
+(``docs/ANALYSIS.md``). A study adds one such trial per (model, task, seed, head and the
+settings that shape evaluation) unless its spec says ``untuned: false``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from petscale.methods.base import Delta, MethodConfig, freeze
+from petscale.zoo.structure import Structure
+
+
+@dataclass
+class UntunedConfig(MethodConfig):
+    trains: ClassVar[bool] = False
+
+
+class UntunedDelta(Delta):
+    def parameters(self) -> dict[str, nn.Parameter]:
+        return {}
+
+
+def attach(model: nn.Module, structure: Structure, config: UntunedConfig) -> UntunedDelta:
+    config.validate()
+    delta = UntunedDelta(model, structure, "untuned", config)
+    freeze(model, delta)
+    return delta
+
+
+CONFIG = UntunedConfig
