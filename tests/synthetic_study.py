@@ -4,8 +4,9 @@ Every structure's dev score rises from the floor to near full fine-tuning along 
 curve in log10(budget). What a test plants: thresholds that fall with model size
 (``threshold_fall`` decades per decade), a plateau gap to full fine-tuning that shrinks with
 model size (``gap_shrink``: the share of the gap lost per decade), and ADJACENT reaching its
-best sooner than DISCRETE (``adjacent_lead`` steps). With every knob at 0 nothing depends on
-model size or pattern: only noise (``sd`` per trial) remains.
+best sooner than DISCRETE (``adjacent_lead`` steps), APET's four shapes' thresholds
+``shape_shift`` decades apart. With every knob at 0 nothing depends on model size, pattern or
+shape: only noise (``sd`` per trial) remains.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def records(
     threshold_fall: float = 0.0,
     gap_shrink: float = 0.0,
     adjacent_lead: int = 0,
+    shape_shift: float = 0.0,
     examples: int = 500,
 ) -> list[dict]:
     rng = np.random.default_rng(seed)
@@ -57,12 +59,12 @@ def records(
 
                 rows.append({**common, "method": "full", "seed": s, "dev_score": noisy(FULL)})
                 rows.append({**common, "method": "untuned", "seed": s, "dev_score": noisy(UNTUNED)})
-                for shape, plateau in SHAPES.items():
+                for rank, (shape, plateau) in enumerate(SHAPES.items()):
                     op, targets = OPS[shape]
                     gap = plateau * max(0.0, 1 - gap_shrink * decades)
                     for pattern in ("adjacent", "discrete"):
                         reach = 20 if pattern == "adjacent" else 20 + adjacent_lead
-                        middle = 2.5 - threshold_fall * decades
+                        middle = 2.5 - threshold_fall * decades + shape_shift * rank
                         for budget in BUDGETS:
                             rise = 1 / (1 + math.exp(-3 * (math.log10(budget) - middle)))
                             score = noisy(MAJORITY - 0.05 + (FULL - gap - MAJORITY + 0.05) * rise)

@@ -148,7 +148,9 @@ def test_study_commands_on_bad_folders_are_one_line(tmp_path: Path, monkeypatch,
         assert_one_line(*result[::2], "is not a readable study store")
 
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({"models": ["m"], "tasks": ["t"], "methods": ["lora"]}))
+    # untuned: false: the fake trial trains; an untuned trial (no steps) is no case for it
+    grid = {"models": ["m"], "tasks": ["t"], "methods": ["lora"], "untuned": False}
+    spec.write_text(yaml.safe_dump(grid))
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     run = ["study", "run", str(spec), "--trial", "study_fake:trial", "--out", str(a_file)]

@@ -8,14 +8,17 @@ import math
 import random
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from petscale.analysis import VERDICTS, reference_lines, score_vs_params_figure
 from petscale.errors import UserError
 from petscale.report import Report, gather, write
 from petscale.report.build import spec_of
+from petscale.report.tables import effect_text, significant, threshold
 from petscale.report.terminal import print_summary
 from petscale.study.store import Owner, Store
 
@@ -24,12 +27,16 @@ MODELS = {"tiny-s": (1_000_000, 3.6), "tiny-l": (10_000_000, 3.0)}  # total para
 BUDGETS = (100, 1_000, 10_000, 100_000, 1_000_000)
 DEFAULTS = {"lora": 20_000, "bitfit": 5_000}
 FULL, RANDOM = 0.85, 0.5
+# The floor: the untuned model scores about the majority share; a few trained entries score
+# below it (a perturbed model), so the low threshold lies inside the grid.
+UNTUNED, MAJORITY, BOTTOM = 0.5, 0.5, 0.45
+EXAMPLES = 1000  # dev examples per trial
 
 
 def _score(budget: int, mid: float, noise: float) -> float:
-    """A sigmoid in log budget from random guessing up to full fine-tuning."""
+    """A sigmoid in log budget from below the floor up to full fine-tuning."""
     rise = 1 / (1 + math.exp(-3.0 * (math.log10(budget) - mid)))
-    return RANDOM + (FULL - RANDOM) * rise + noise
+    return BOTTOM + (FULL - BOTTOM) * rise + noise
 
 
 def _trial(model: str, method: str, seed: int, params: int, score: float, **options) -> tuple:
@@ -45,6 +52,8 @@ def _trial(model: str, method: str, seed: int, params: int, score: float, **opti
     # Discrete placements converge more slowly than adjacent ones (the study's finding 4).
     rise = 100 if options.get("pattern") == "discrete" else 40
     curve = [[s, RANDOM + (score - RANDOM) * min(1.0, s / rise)] for s in range(20, 101, 20)]
+    if method == "untuned":
+        curve = []  # no step taken: no dev curve
     result = {
         "options": options,
         "steps": 100,
@@ -54,6 +63,8 @@ def _trial(model: str, method: str, seed: int, params: int, score: float, **opti
         "dev_score": score,
         "test_score": score - 0.01,
         "random_guess": RANDOM,
+        "dev_examples": EXAMPLES,
+        "dev_majority": MAJORITY,
         "metric": "accuracy",
         "seconds": 10.0,
         "curve": curve,
@@ -62,11 +73,13 @@ def _trial(model: str, method: str, seed: int, params: int, score: float, **opti
 
 
 def planted_study(folder: Path, seeds: int = 3) -> Path:
-    """A done study: APET (both patterns) on a budget grid, lora, bitfit, full, on two models."""
+    """A done study: APET (both patterns) on a budget grid, lora, bitfit, full and the untuned
+    model (the floor), on two models."""
     rng = random.Random(0)
     trials = []
     for model, (total, mid) in MODELS.items():
         for seed in range(seeds):
+            trials.append(_trial(model, "untuned", seed, 0, UNTUNED + rng.gauss(0, 0.005)))
             trials.append(_trial(model, "full", seed, total, FULL + rng.gauss(0, 0.005)))
             for pattern in ("adjacent", "discrete"):
                 for budget in BUDGETS:
@@ -109,6 +122,8 @@ def test_the_report_folder_holds_the_page_figures_and_tables(report, tmp_path):
     assert "http://" not in html and "https://" not in html and "<script" not in html
     for finding in report.findings:
         assert finding.verdict in html
+        if finding.n:  # the verdict comes with its effect and 95% interval
+            assert escape(effect_text(finding)) in html
     assert "frozen" in html  # the head mode
     assert "torch" in html and "transformers" in html
     thresholds = (tmp_path / "report" / "thresholds.csv").read_text().splitlines()
@@ -119,7 +134,7 @@ def test_the_report_folder_holds_the_page_figures_and_tables(report, tmp_path):
 
 
 def test_the_report_gives_time_spent_and_the_configs_without_a_spec(report):
-    trials = 2 * 3 * (1 + 2 * len(BUDGETS) + len(DEFAULTS))
+    trials = 2 * 3 * (2 + 2 * len(BUDGETS) + len(DEFAULTS))  # 2: full and untuned
     assert report.context["trial_counts"]["done"] == trials
     assert report.context["seconds_spent"] == pytest.approx(10.0 * trials)
     assert report.context["heads"] == ["frozen"]
@@ -164,8 +179,16 @@ def test_a_rewrite_replaces_the_report_and_a_foreign_folder_is_refused(report, t
 def test_the_planted_thresholds_fall_as_the_model_grows(report):
     thr = report.thresholds
     adjacent = thr[thr["structure"] == "apet-adjacent"].set_index("model")
-    assert adjacent.loc["tiny-l", "low"] < adjacent.loc["tiny-s", "low"]
-    assert adjacent.loc["tiny-l", "high"] < adjacent.loc["tiny-s", "high"]
+    assert (adjacent["floor"] >= MAJORITY).all()  # the larger of majority share and untuned
+    for side in ("low", "high"):
+        assert (adjacent[f"{side}_status"] == "bracketed").all()
+        assert adjacent.loc["tiny-l", side] < adjacent.loc["tiny-s", side]
+        assert (adjacent[f"{side}_ci_low"] <= adjacent[side]).all()
+        assert (adjacent[side] <= adjacent[f"{side}_ci_high"]).all()
+    # The low thresholds, on the steep part of the curve, are told apart; near the plateau the
+    # eval examples' noise (1,000 each) is about the one point of tolerance, so the high
+    # threshold's interval may reach past the grid.
+    assert adjacent.loc["tiny-l", "low_ci_high"] < adjacent.loc["tiny-s", "low_ci_low"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -183,12 +206,8 @@ def test_cli_json_prints_findings_thresholds_and_gaps(study, tmp_path):
     data = json.loads(done.stdout)
     assert Path(data["report"]).is_file()
     assert {"findings", "thresholds", "gaps", "gap_trend"} <= set(data)
-    assert {f["verdict"] for f in data["findings"]} <= {
-        "holds",
-        "does not hold",
-        "mixed",
-        "not tested",
-    }
+    assert {f["verdict"] for f in data["findings"]} <= set(VERDICTS)
+    assert all({"effect", "ci_low", "ci_high", "n", "rule"} <= set(f) for f in data["findings"])
     assert all("n_seeds" in f for f in data["findings"])
 
 
@@ -201,6 +220,54 @@ def test_the_terminal_summary_names_the_report_and_every_verdict(report, tmp_pat
     for finding in report.findings:
         assert finding.verdict in text
     assert "…" not in text  # a narrow terminal folds a long cell onto more lines, never cuts it
+    wide = Console(record=True, width=400)
+    print_summary(report, tmp_path / "report.html", wide)
+    text = wide.export_text()
+    tested = [f for f in report.findings if f.n]
+    assert tested
+    for finding in tested:
+        assert f"{finding.verdict} — {effect_text(finding)}" in text
+        assert f"(95% CI {significant(finding.ci_low, signed=True)} to " in text
+    adjacent = report.thresholds[report.thresholds["structure"] == "apet-adjacent"].iloc[0]
+    assert threshold(adjacent.to_dict(), "low") in text
+
+
+def test_numbers_at_two_significant_figures():
+    assert significant(2345) == "2,300"
+    assert significant(123_456) == "120,000"
+    assert significant(0.0123) == "0.012"
+    assert significant(9.96) == "10"
+    assert significant(-1.0, signed=True) == "-1.0"
+    assert significant(1.44, signed=True) == "+1.4"
+    assert significant(0.5) == "0.50"
+    assert significant(math.inf) == "∞"
+    assert significant(math.nan) == "–"
+
+
+def test_a_threshold_shows_its_estimate_interval_and_bracketing_budgets():
+    row = {"low": 2345.0, "low_ci_low": 912.0, "low_ci_high": math.inf, "low_below": 1000.0}
+    bracketed = {**row, "low_status": "bracketed", "low_above": 10_000.0}
+    assert threshold(bracketed, "low") == "2,300 (95% CI 910 to ∞; between 1,000 and 10,000)"
+    below = {**row, "low": 100.0, "low_ci_low": 100.0, "low_ci_high": 150.0}
+    below |= {"low_status": "at or below the grid", "low_below": math.nan, "low_above": 100.0}
+    assert threshold(below, "low") == "≤ 100 (at or below the grid; 95% CI 100 to 150)"
+    above = {**row, "low": math.nan, "low_status": "not reached", "low_below": 1e6}
+    above |= {"low_ci_low": math.inf, "low_above": math.nan}
+    assert threshold(above, "low") == "> 1,000,000 (not reached; 95% CI ∞ to ∞)"
+    nothing = {**row, "low_status": "no line", "low_ci_low": math.nan, "low_ci_high": math.nan}
+    assert threshold(nothing, "low").startswith("no line")
+
+
+def test_the_score_figure_draws_the_floor_not_random_guessing(report):
+    figure = score_vs_params_figure(report.results)
+    refs = reference_lines(report.results).set_index(["model", "task"])
+    for ax in figure.axes:
+        model, task = ax.get_title().split(" · ")
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert "floor (majority class or untuned)" in labels
+        assert not any("random" in label for label in labels)
+        (floor,) = [line for line in ax.get_lines() if line.get_label().startswith("floor")]
+        assert floor.get_ydata()[0] == pytest.approx(refs.loc[(model, task), "floor"])
 
 
 def test_a_folder_without_a_store_is_a_one_line_error(tmp_path):

@@ -78,7 +78,7 @@ def test_the_python_api_tunes_and_counts_the_toy(
 
 
 def test_a_study_spec_takes_the_toy_and_checks_its_options(toy: typer.Typer) -> None:
-    base = {"models": ["bert-tiny"], "tasks": ["rotten_tomatoes"]}
+    base = {"models": ["bert-tiny"], "tasks": ["rotten_tomatoes"], "untuned": False}
     spec = parse_spec({**base, "methods": {"toy": {"scale": 2.0}}, "budgets": ["default", 7]})
     assert [c["options"] for c in expand(spec)] == [{"scale": 2.0}, {"scale": 2.0, "budget": 7}]
     for options, message in [

@@ -97,9 +97,17 @@ def test_a_study_logs_each_trial_and_its_ids_do_not_change(
     assert done.exit_code == 0, done.output
     with Store.existing(folder) as store:
         ids = {row["id"] for row in store.rows()}
-    assert ids == {trial_id(config) for config in expand(load_spec(spec))}
+    configs = expand(load_spec(spec))
+    assert ids == {trial_id(config) for config in configs}
+    # the spec adds an untuned trial per seed (the floor): it takes no step
+    untuned = {trial_id(c) for c in configs if c["method"] == "untuned"}
+    assert len(untuned) == 2 and len(ids) == 4
     # One folder per trial (its hyperparameters go to a sub-folder of it).
     runs = sorted(p.parent for p in track_dir.glob("*/events.out.tfevents.*"))
     assert {run.name.rsplit("-", 1)[-1] for run in runs} == ids
     for run in runs:
-        assert [step for step, _ in _scalars(run)["dev_score"]] == [1, 2]
+        scalars = _scalars(run)
+        if run.name.rsplit("-", 1)[-1] in untuned:  # its results, at step 0
+            assert scalars["test_score"][0][0] == 0 and scalars["trainable_params"] == [(0, 0)]
+        else:
+            assert [step for step, _ in scalars["dev_score"]] == [1, 2]

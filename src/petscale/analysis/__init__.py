@@ -3,6 +3,7 @@ aggregated, each usable from Python; ``docs/ANALYSIS.md`` defines every quantity
 
 from petscale.analysis.convergence import convergence, pattern_speed
 from petscale.analysis.curves import reference_lines, score_vs_params
+from petscale.analysis.exported import load_table
 from petscale.analysis.figures import (
     PALETTE,
     convergence_figure,
@@ -15,6 +16,7 @@ from petscale.analysis.figures import (
 from petscale.analysis.findings import Finding, findings
 from petscale.analysis.floors import floor_rows
 from petscale.analysis.gaps import gap_trend, gaps
+from petscale.analysis.matched import matched_comparison
 from petscale.analysis.stats import aggregate
 from petscale.analysis.subspace import (
     dense_deltas,
@@ -50,6 +52,8 @@ __all__ = [
     "gaps",
     "gaps_figure",
     "judge",
+    "load_table",
+    "matched_comparison",
     "load_results",
     "pattern_speed",
     "principal_angles",

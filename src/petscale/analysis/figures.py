@@ -53,7 +53,8 @@ def _by_model_size(ax, task: str, cell: pd.DataFrame, ylabel: str) -> None:  # n
 
 def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
     """Dev score against trainable parameters, per (model, task): a line per structure with
-    its 95% interval, and full fine-tuning, the head alone and random guessing as lines."""
+    its 95% interval, and full fine-tuning, the head alone and the floor (the larger of the
+    majority-class share and the untuned model's score, ``floors``) as lines."""
     points = score_vs_params(df)
     points = points[~points["structure"].isin(FIXED) & (points["budget"] > 0)]
     refs = reference_lines(df).set_index(["model", "task"])
@@ -78,7 +79,7 @@ def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
             for key, style, label in (
                 ("full", "-", "full fine-tuning"),
                 ("probe", "--", "head alone (probe)"),
-                ("random_guess", ":", "random guess"),
+                ("floor", ":", "floor (majority class or untuned)"),
             ):
                 if np.isfinite(ref[key]):
                     ax.axhline(ref[key], color="#555555", ls=style, lw=1, label=label)
@@ -123,7 +124,9 @@ def gaps_figure(gaps_df: pd.DataFrame) -> Figure | None:
 
 def thresholds_figure(thr_df: pd.DataFrame) -> Figure | None:
     """Low (circles) and high (triangles) thresholds against model size, per task, a colour
-    per structure; hollow markers are not bracketed by the budget grid."""
+    per structure, each with its 95% interval as an error bar (an end at infinity, a
+    threshold some replicates never reach, is drawn to the edge of the axis); hollow markers
+    are not bracketed by the budget grid (at most the smallest budget)."""
     data = thr_df[thr_df["low"].notna() | thr_df["high"].notna()]
     if data.empty:
         return None
@@ -132,6 +135,7 @@ def thresholds_figure(thr_df: pd.DataFrame) -> Figure | None:
     fig, axes = _panels(len(tasks))
     for ax, task in zip(axes, tasks, strict=False):
         cell = data[data["task"] == task]
+        bars = []
         for i, structure in enumerate(structures):
             rows = cell[cell["structure"] == structure]
             for side, marker in (("low", "o"), ("high", "^")):
@@ -149,9 +153,45 @@ def thresholds_figure(thr_df: pd.DataFrame) -> Figure | None:
                         color=colour(i) if bracketed else "none",
                         edgecolors=colour(i),
                     )
+                    bars.append((pts, side, colour(i)))
         ax.set_yscale("log")
+        _interval_bars(ax, bars)
         _by_model_size(ax, task, cell, "threshold (trainable parameters)")
     return fig
+
+
+def _interval_bars(ax, bars: list[tuple[pd.DataFrame, str, str]]) -> None:  # noqa: ANN001
+    """Each threshold's 95% interval as a vertical error bar on the log axis: a finite end
+    where it has one, the axis' edge for an end at infinity (or one not above zero)."""
+    ends = [pts[f"{side}_ci_{end}"] for pts, side, _ in bars for end in ("low", "high")]
+    finite = np.asarray(pd.concat(ends), dtype=float) if ends else np.array([])
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if finite.size:  # the axis spans the finite ends; an infinite one stops at its edge
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(min(bottom, finite.min() / 1.5), max(top, finite.max() * 1.5))
+    bottom, top = ax.get_ylim()
+    for pts, side, color in bars:
+        value = pts[side].to_numpy(dtype=float)
+        low = pts[f"{side}_ci_low"].to_numpy(dtype=float)
+        high = pts[f"{side}_ci_high"].to_numpy(dtype=float)
+        known = ~(np.isnan(low) | np.isnan(high))
+        if not known.any():
+            continue
+        low = np.where(np.isfinite(low) & (low > 0), low, bottom)
+        high = np.where(np.isfinite(high), high, top)
+        ax.errorbar(
+            pts["total_params"].to_numpy(dtype=float)[known],
+            value[known],
+            yerr=[
+                np.clip(value - low, 0, None)[known],
+                np.clip(high - value, 0, None)[known],
+            ],
+            fmt="none",
+            ecolor=color,
+            elinewidth=1,
+            capsize=3,
+        )
+    ax.set_ylim(bottom, top)
 
 
 def convergence_figure(df: pd.DataFrame) -> Figure | None:

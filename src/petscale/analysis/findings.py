@@ -240,7 +240,7 @@ def _above_low(study: _Study) -> pd.DataFrame:
         math.isfinite(low.get((m, t), math.nan)) and b >= low[(m, t)]
         for m, t, b in zip(cells["model"], cells["task"], cells["budget"], strict=True)
     ]
-    return cells[keep]
+    return cells[np.array(keep, dtype=bool)]
 
 
 def _trend(

@@ -1,9 +1,12 @@
 """The gap of each method to full fine-tuning, and its direction as models grow.
 
-``gap = full_score - score`` in score units (0.01 = one point), both means over seeds.
-``budget_kind`` is ``default`` for a method at its own default size (no budget option) and
-``matched`` for a budget that at least two structures ran at on the same model and task, so
-that methods are compared at equal trainable parameters. A row may be both.
+``gap = full_score - score`` in score units (0.01 = one point), both means over seeds: the
+method's per cell (its trials that differ only in seed, ``table.from_records``), full
+fine-tuning's under the same reference (model, task, head, pooling, max length, eval limit;
+any full fine-tuning of the model and task where that reference has none). ``budget_kind``
+is ``default`` for a method at its own default size (no budget option) and ``matched`` for a
+budget that at least two structures ran at on the same model and task, so that methods are
+compared at equal trainable parameters. A row may be both.
 The trend is the least-squares slope of a structure's gap (mean over its budgets of that
 kind) against log10 of the model's parameter count: negative means the gap shrinks with scale.
 Matched budgets are averaged over the budgets every model of the series ran at, so that a model
@@ -41,15 +44,16 @@ def gaps(df: pd.DataFrame, score: str = "dev_score") -> pd.DataFrame:
     """Per (model, total_params, task, structure, budget_kind, budget): score, full_score, gap."""
     rows = []
     for (model, task), cell in df.groupby(["model", "task"], sort=True):
-        full = cell.loc[cell["method"] == "full", score].dropna()
-        full_score = float(full.mean()) if len(full) else math.nan
+        full = cell[cell["method"] == "full"]
         tuned = cell[~cell["method"].isin(FIXED)]
         structures_per_budget = tuned.groupby("budget")["structure"].nunique()
         matched = set(structures_per_budget[structures_per_budget >= 2].index)
-        for (structure, budget), runs in tuned.groupby(["structure", "budget"], sort=True):
+        groups = tuned.groupby(["structure", "budget", "cell"], sort=True)
+        for (structure, budget, _), runs in groups:
             flags = (bool(runs["default_budget"].any()), budget in matched)
             kinds = [kind for kind, yes in zip(KINDS, flags, strict=True) if yes]
             mean = float(runs[score].mean())
+            full_score = _full_score(full, runs["reference"].iloc[0], score)
             for kind in kinds:
                 rows.append(
                     {
@@ -67,6 +71,20 @@ def gaps(df: pd.DataFrame, score: str = "dev_score") -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows, columns=_GAP_COLUMNS)
+
+
+def _full_score(full: pd.DataFrame, reference: str, score: str) -> float:
+    """The mean score of full fine-tuning's cell under ``reference`` (else any of ``full``:
+    the model and task's); among several cells, the one with the most seeds, then the first
+    id (as ``thresholds.full_cell``)."""
+    full = full.dropna(subset=[score])
+    mine = full[full["reference"] == reference]
+    mine = full if mine.empty else mine
+    if mine.empty:
+        return math.nan
+    seeds = mine.groupby("cell")[score].size().reset_index(name="n")
+    chosen = seeds.sort_values(["n", "cell"], ascending=[False, True])["cell"].iloc[0]
+    return float(mine.loc[mine["cell"] == chosen, score].mean())
 
 
 def gap_trend(gaps_df: pd.DataFrame) -> pd.DataFrame:

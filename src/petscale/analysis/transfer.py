@@ -113,7 +113,9 @@ def evaluate_transfer(
     tasks = sorted(set(results["task"]) if targets is None else set(map(str, targets)))
     rows = []
     with _progress_bar(progress) as bar:
-        for _, trial in bar.track(list(results.iterrows()), description="transfer"):
+        # a study's untuned trials are no delta: the untuned rows below are their scores
+        tuned = results[results["method"] != UNTUNED]
+        for _, trial in bar.track(list(tuned.iterrows()), description="transfer"):
             rows += _delta_rows(folder, trial, tasks, wanted, split, limit)
     if untuned:
         rows += _untuned_rows(folder, results, tasks, split, limit)

@@ -61,7 +61,7 @@ OPTION_HELP: dict[str, str] = {
     "bottleneck": "bottleneck width",
     "activation": "relu, gelu, tanh or silu",
     "pattern": "adjacent or discrete",
-    "op": "add, plug or concat",
+    "op": "add, plug, concat or bias",
     "granularity": "element or tensor",
 }
 

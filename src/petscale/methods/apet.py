@@ -1,10 +1,11 @@
 """APET (Su et al. 2023): exactly K trainable entries of arbitrary structure.
 
 Options: ``budget`` K (or ``match``: K = that method's default count on the model; neither:
-LoRA's), ``pattern`` adjacent|discrete, ``op`` add|plug|concat, ``granularity`` element|tensor,
-``targets`` and ``seed``. The sizing step (:func:`petscale.budget.resolve_config`) turns a
-``match`` into K before ``attach``, which takes a plain K. Placement rules are in
-:mod:`petscale.methods.apet_placement`, the plug/concat modules in
+LoRA's), ``pattern`` adjacent|discrete, ``op`` add|plug|concat|bias, ``granularity``
+element|tensor, ``targets`` and ``seed``. The sizing step
+(:func:`petscale.budget.resolve_config`) turns a ``match`` into K before ``attach``, which takes
+a plain K. Placement rules are in
+:mod:`petscale.methods.apet_placement`, the plug/concat/bias modules in
 :mod:`petscale.methods.apet_ops`, storage and forward in :mod:`petscale.methods.sparse`;
 ``docs/APET.md`` describes all of it.
 
@@ -20,13 +21,16 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from petscale.errors import UserError
 from petscale.methods import check_match
 from petscale.methods.apet_ops import (
+    BiasMerge,
     Plug,
     Plugged,
     SoftPrompt,
+    SparseBias,
     initial_prompt,
     plug_width,
     prompt_length,
@@ -45,20 +49,24 @@ from petscale.methods.base import (
     SoftTokens,
     Unmergeable,
     freeze,
+    new_tensor,
     positive,
 )
+from petscale.methods.bitfit import CONVENTION_ROLES, BitFitConfig, bias_width, selected
 from petscale.methods.soft_tokens import attach_soft_tokens, output_span
 from petscale.methods.sparse import SparseLinear, index_dtype, runs
-from petscale.methods.targets import linear_targets
+from petscale.methods.targets import linear_targets, picked
 from petscale.surgery import replace_module
 from petscale.zoo.structure import Structure, in_out_features
 
-OPS = ("add", "plug", "concat")
+OPS = ("add", "plug", "concat", "bias")
 #: Default targets of ``add``: every self-attention and feed-forward matrix.
 ADD_TARGETS = "q,k,v,attn_out,ffn_in,ffn_out"
 #: Default positions of ``plug``: where the study's adapters sit.
 PLUG_TARGETS = "attn_out,ffn_out"
 VALUES, INDICES = "apet_values", "apet_indices"
+#: The submodule under which ``bias`` registers its site on the module owning the bias.
+BIAS_SITE = "apet_bias"
 
 
 @dataclass
@@ -68,7 +76,7 @@ class ApetConfig(MethodConfig):
     pattern: str = "discrete"
     op: str = "add"
     granularity: str = "element"
-    targets: str | None = None  # None: the op's default (ADD_TARGETS, PLUG_TARGETS)
+    targets: str | None = None  # None: the op's default (ADD_TARGETS, PLUG_TARGETS, bitfit's)
     seed: int = 0
 
     size_option: ClassVar[str | None] = None  # the budget is native
@@ -99,7 +107,7 @@ class ApetDelta(Delta):
     def __init__(self, model: nn.Module, structure: Structure, config: ApetConfig, budget: int):
         super().__init__(model, structure, "apet", config)
         self.budget = budget  # requested; trainable_params is what was reached
-        self.sites: dict[str, SparseLinear | SoftPrompt] = {}
+        self.sites: dict[str, SparseLinear | SoftPrompt | SparseBias] = {}
 
     def parameters(self) -> dict[str, nn.Parameter]:
         return {f"{name}.{VALUES}": site.values for name, site in self.sites.items()}
@@ -230,6 +238,61 @@ def _attach_concat(delta: ApetDelta) -> None:
     delta.on_detach(remove)
 
 
+def bias_targets(model: nn.Module, structure: Structure, targets: str | None) -> list[str]:
+    """The modules whose biases bitfit trains by default, narrowed to those ``targets`` picks."""
+    names = selected(model, structure, BitFitConfig())
+    if targets is None:
+        return names
+    chosen = set(picked(model, structure, targets))
+    kept = [n for n in names if n in chosen]
+    if not kept:
+        raise UserError(
+            f"--targets {targets!r} picks none of the biases bitfit trains in this "
+            f"{structure.family} model; roles: {', '.join(CONVENTION_ROLES)}"
+        )
+    return kept
+
+
+def _attach_bias(delta: ApetDelta, targets: str | None) -> None:
+    model, config = delta.model, delta.config
+    biases: dict[str, torch.Tensor] = {}  # tensor name -> the bias, or a stand-in of its shape
+    owners: dict[str, nn.Module] = {}
+    for name in bias_targets(model, delta.structure, targets):
+        module = model.get_submodule(name)
+        own = getattr(module, "bias", None)
+        if isinstance(own, nn.Parameter) and any(own is b for b in biases.values()):
+            continue  # a tied bias (BERT's MLM decoder) is placed and counted once
+        if not isinstance(own, nn.Parameter):  # none (T5, most LM heads): bitfit adds zeros
+            own = new_tensor(module.weight, bias_width(module, "apet --op bias"))
+        biases[f"{name}.bias"] = own
+        owners[f"{name}.bias"] = module
+    total = sum(b.numel() for b in biases.values())
+    if delta.budget > total:
+        which = "--targets picks" if targets else "bitfit trains on this model"
+        raise UserError(
+            f"the apet budget {delta.budget:,} exceeds the {total:,} entries of the biases "
+            f"{which}; lower it" + (" or widen --targets" if targets else " (--match bitfit: all)")
+        )
+    for tensor, idx in place(biases, delta.budget, config).items():
+        module = owners[tensor]
+        site = SparseBias(biases[tensor].numel(), idx, biases[tensor])
+        module.add_module(BIAS_SITE, site)
+        handle = module.register_forward_hook(site.add)
+        delta.sites[tensor] = site
+        if "bias" in module._parameters:  # its own, or declared None: merge writes into it
+            delta.layers.append(BiasMerge(module, site))
+        else:
+            kind = type(module).__name__
+            what = f"apet's bias on {tensor.removesuffix('.bias')} (a {kind}, which has none)"
+            delta.layers.append(Unmergeable(what))
+
+        def remove(module: nn.Module = module, handle: RemovableHandle = handle) -> None:
+            handle.remove()
+            delattr(module, BIAS_SITE)
+
+        delta.on_detach(remove)
+
+
 def attach(model: nn.Module, structure: Structure, config: ApetConfig) -> ApetDelta:
     config.validate()
     if config.budget is None:  # a programming error: every caller sizes first
@@ -240,6 +303,8 @@ def attach(model: nn.Module, structure: Structure, config: ApetConfig) -> ApetDe
         _attach_add(delta, config.targets or ADD_TARGETS)
     elif config.op == "plug":
         _attach_plug(delta, config.targets or PLUG_TARGETS)
+    elif config.op == "bias":
+        _attach_bias(delta, config.targets)
     else:
         _attach_concat(delta)
     return delta

@@ -27,7 +27,8 @@ from petscale.methods.base import (
 from petscale.zoo.structure import Structure
 
 BIAS_SETS = ("convention", "all")
-_CONVENTION_ROLES = ("q", "k", "v", "attn_out", "ffn_in", "ffn_out", "layer_norm", "lm_head")
+#: The roles of the study's set (APET's op ``bias`` takes the same biases).
+CONVENTION_ROLES = ("q", "k", "v", "attn_out", "ffn_in", "ffn_out", "layer_norm", "lm_head")
 
 
 @dataclass
@@ -61,7 +62,7 @@ def attach(model: nn.Module, structure: Structure, config: BitFitConfig) -> BitF
     config.validate()
     delta = BitFitDelta(model, structure, config)
     freeze(model, delta)
-    for name in _selected(model, structure, config):
+    for name in selected(model, structure, config):
         module = model.get_submodule(name)
         own = getattr(module, "bias", None)
         if isinstance(own, nn.Parameter):
@@ -74,10 +75,10 @@ def attach(model: nn.Module, structure: Structure, config: BitFitConfig) -> BitF
     return delta
 
 
-def _selected(model: nn.Module, structure: Structure, config: BitFitConfig) -> list[str]:
-    """Module names whose bias is trained, in model order."""
+def selected(model: nn.Module, structure: Structure, config: BitFitConfig) -> list[str]:
+    """Module names whose bias is trained, in model order (APET's op ``bias`` reads them)."""
     head = tuple(structure.modules("head"))
-    names = structure.modules(*_CONVENTION_ROLES)
+    names = structure.modules(*CONVENTION_ROLES)
     if config.biases == "all":
         names += [
             n
@@ -118,17 +119,24 @@ def _train_in_place(delta: Delta, bias: nn.Parameter) -> None:
     delta.layers.append(InPlace())
 
 
+def bias_width(module: nn.Module, method: str) -> int:
+    """Entries of a module's bias: its own, else the one bitfit adds (a linear layer's outputs,
+    a norm's scale); ``method`` names the caller in the error for any other module."""
+    own = getattr(module, "bias", None)
+    if isinstance(own, torch.Tensor):
+        return own.numel()
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() == 1:
+        return module.weight.shape[0]  # a norm's scale
+    raise UserError(f"{method} cannot add a bias to {type(module).__name__}")
+
+
 def _add_zero_bias(delta: Delta, name: str, module: nn.Module) -> nn.Parameter:
     """A trainable zero bias for a module without one (T5's linears and RMS norms). A linear
     layer's own forward adds it (merged from the start); a norm has no bias of its own, so a
     hook adds it, which no base weight can hold."""
-    if isinstance(module, nn.Linear):
-        width = module.out_features
-    elif isinstance(getattr(module, "weight", None), torch.Tensor) and module.weight.dim() == 1:
-        width = module.weight.shape[0]  # a norm's scale
-    else:
-        raise UserError(f"bitfit cannot add a bias to {type(module).__name__}")
-    bias = nn.Parameter(new_tensor(module.weight, width, zeros=True))
+    bias = nn.Parameter(new_tensor(module.weight, bias_width(module, "bitfit"), zeros=True))
     if "bias" in module._parameters:  # declared as None: the module's own forward adds it
         module.bias = bias
         delta.on_detach(lambda: module.register_parameter("bias", None))

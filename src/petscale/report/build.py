@@ -20,6 +20,7 @@ import pandas as pd
 
 from petscale import analysis
 from petscale.analysis.exported import is_table, read_table
+from petscale.analysis.floors import UNTUNED
 from petscale.errors import UserError
 from petscale.folders import recover, swap_in
 from petscale.report import environment
@@ -176,14 +177,16 @@ SPECTRA_TRIALS = 6  # lines in the spectra figure: more would not be readable
 
 
 def _spectra(folder: Path, df: pd.DataFrame) -> Any:
-    """Spectra of one weight's delta in a few kept trials of the first model (None if none)."""
+    """Spectra of one weight's delta in a few kept trials of the first model that trained a
+    weight matrix (None if none)."""
     deltas = {}
-    for row in df[df["model"] == df["model"].min()].itertuples():
+    trained = df[(df["model"] == df["model"].min()) & (df["method"] != UNTUNED)]
+    for row in trained.itertuples():
         run = trial_folder(folder, row.trial_id)
         if (run / "trial.json").is_file() and len(deltas) < SPECTRA_TRIALS:
-            deltas[f"{row.structure} · {Path(row.task).name} · seed {row.seed}"] = (
-                analysis.dense_deltas(run)
-            )
+            dense = analysis.dense_deltas(run)
+            if dense:  # a delta of no weight matrix (a probe's) has no spectrum
+                deltas[f"{row.structure} · {Path(row.task).name} · seed {row.seed}"] = dense
     shared = sorted(set.intersection(*(set(d) for d in deltas.values()))) if deltas else []
     if not shared:
         return None

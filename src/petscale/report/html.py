@@ -7,14 +7,15 @@ from typing import Any
 
 import pandas as pd
 
+from petscale import analysis
 from petscale.formatting import duration
 from petscale.report.contents import TRIAL_COLUMNS, Figure, Report
-from petscale.report.tables import GAP_COLUMNS, THRESHOLD_COLUMNS, rows
+from petscale.report.tables import GAP_COLUMNS, THRESHOLD_COLUMNS, effect_text, rows
 
 VERDICT_CLASS = {
     "holds": "holds",
     "does not hold": "fails",
-    "mixed": "mixed",
+    "inconclusive": "inconclusive",
     "not tested": "untested",
 }
 
@@ -29,7 +30,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-al
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .verdict { font-weight: 600; padding: 1px 6px; border-radius: 3px; white-space: nowrap; }
 .holds { background: #009E73; color: #fff; } .fails { background: #D55E00; color: #fff; }
-.mixed { background: #E69F00; color: #000; } .untested { background: #ddd; color: #000; }
+.inconclusive { background: #E69F00; color: #000; } .untested { background: #ddd; color: #000; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
@@ -88,11 +89,15 @@ def render(report: Report) -> str:
 _INPUT = {"study": "Study folder", "table": "Exported table"}
 
 _THRESHOLD_NOTE = (
-    '<p class="note">low: the smallest trainable-parameter budget whose lower 95% bound over '
-    "seeds beats random guessing (one seed: its score minus a stated margin); high: the smallest "
-    "budget whose mean reaches full fine-tuning's mean within the tolerance; both interpolated on "
-    "log budget (docs/ANALYSIS.md). ≤: the grid's smallest budget already passes, so the "
-    "threshold is at most that; not reached: no budget of the grid passes.</p>"
+    '<p class="note">Per series (one structure on one model and task, every other setting '
+    "fixed), on its mean curve over seeds: low, the trainable-parameter budget where the curve "
+    "first rises above the floor (the larger of the eval set's majority-class share and the "
+    "untuned model's score); high, where it first comes within one point of full fine-tuning; "
+    "both interpolated on log budget between the two budgets that bracket them "
+    "(docs/ANALYSIS.md). Each with its 95% bootstrap interval over seeds and eval examples (∞: "
+    "some replicates never reach it on the grid), at two significant figures. ≤: the grid's "
+    "smallest budget already passes, so the threshold is at most that; &gt;: no budget of the "
+    "grid passes.</p>"
 )
 
 
@@ -143,11 +148,17 @@ def _findings(report: Report) -> str:
     body = "".join(
         f"<tr><td>{escape(f.claim)}</td>"
         f'<td><span class="verdict {VERDICT_CLASS.get(f.verdict, "untested")}">'
-        f"{escape(f.verdict)}</span></td>"
-        f'<td class="num">{f.n_seeds}</td><td>{escape(f.evidence)}</td></tr>'
+        f"{escape(f.verdict)}</span>{_effect(f)}</td>"
+        f'<td class="num">{f.n_seeds}</td><td>{escape(f.evidence)}'
+        f'<br><span class="note">{escape(f.rule)}</span></td></tr>'
         for f in report.findings
     )
     return f"<p>The study's findings on this run ({escape(plain)}):</p><table>{head}{body}</table>"
+
+
+def _effect(finding: analysis.Finding) -> str:
+    effect = effect_text(finding)
+    return f" — {escape(effect)}" if effect else ""
 
 
 def _figure(fig: Figure) -> str:

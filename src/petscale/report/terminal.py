@@ -9,11 +9,11 @@ from rich.table import Table
 
 from petscale.formatting import duration, literal
 from petscale.report.contents import Report
-from petscale.report.tables import rows
+from petscale.report.tables import effect_text, rows
 
 # The terminal shows the thresholds themselves; report.html adds the reference scores.
 TERMINAL_THRESHOLD_COLUMNS = ("model", "task", "structure", "low", "high", "n_seeds")
-VERDICT_STYLE = {"holds": "green", "does not hold": "red", "mixed": "yellow"}
+VERDICT_STYLE = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
 
 
 def print_summary(report: Report, path: Path, console: Console | None = None) -> None:
@@ -27,7 +27,9 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     findings = Table("finding", "on this run", "seeds", "evidence", title="Findings")
     for f in report.findings:
         style = VERDICT_STYLE.get(f.verdict, "dim")
-        findings.add_row(f.claim, f"[{style}]{f.verdict}[/]", str(f.n_seeds), literal(f.evidence))
+        effect = effect_text(f)
+        verdict = f"[{style}]{f.verdict}[/]" + (f" — {literal(effect)}" if effect else "")
+        findings.add_row(f.claim, verdict, str(f.n_seeds), literal(f.evidence))
     console.print(findings)
     header, body = rows(report.thresholds, TERMINAL_THRESHOLD_COLUMNS)
     if body:
