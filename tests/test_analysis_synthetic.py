@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_study import records
 
 from petscale import analysis as A
 from petscale.analysis.bootstrap import Resampled, interval
 from petscale.analysis.verdicts import Rule, judge
+from synthetic_study import records
 
 SCALE_FINDINGS = ("methods_converge", "gap_shrinks", "thresholds_fall", "adjacent_faster")
 
@@ -221,3 +221,16 @@ def test_a_pet_method_off_the_grid_joins_the_matched_comparison_at_its_nearest_b
     assert row["gap"] == pytest.approx(row["full_score"] - 0.8)
     apet = matched[matched["structure"] != "lora"]
     assert (apet["mismatch"] == 1).all() and len(matched) == len(apet) + 1
+
+
+def test_the_words_are_no_stronger_than_the_verdict() -> None:
+    found = {f.key: f for f in A.findings(A.from_records(records(seed=1)), draws=200)}
+    for f in found.values():
+        first = f.conclusion.split(":")[0]
+        expected = {
+            "holds": "Supported on this study",
+            "does not hold": "Not supported",
+            "inconclusive": "The data cannot tell whether " + f.claim[0].lower() + f.claim[1:],
+            "not tested": "Not tested",
+        }[f.verdict]
+        assert first == expected

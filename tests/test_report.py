@@ -11,10 +11,17 @@ import sys
 from html import escape
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.collections import LineCollection
 from rich.console import Console
 
-from petscale.analysis import VERDICTS, reference_lines, score_vs_params_figure
+from petscale.analysis import (
+    VERDICTS,
+    reference_lines,
+    score_vs_params_figure,
+    thresholds_figure,
+)
 from petscale.errors import UserError
 from petscale.report import Report, gather, write
 from petscale.report.build import spec_of
@@ -258,16 +265,35 @@ def test_a_threshold_shows_its_estimate_interval_and_bracketing_budgets():
     assert threshold(nothing, "low").startswith("no line")
 
 
+def test_the_thresholds_figure_draws_each_interval_and_clips_infinite_ends(report):
+    (ax,) = thresholds_figure(report.thresholds).axes
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    segments = [segment for bar in bars for segment in bar.get_segments()]
+    assert len(segments) == 2 * len(report.thresholds)  # low and high of every series
+    bottom, top = ax.get_ylim()
+    tops = [segment[:, 1].max() for segment in segments]
+    assert all(bottom <= t <= top for t in tops)
+    # the high thresholds' intervals that run past the grid (to infinity) end at the axis' top
+    past = int(np.isinf(report.thresholds["high_ci_high"]).sum())
+    assert past and sum(t == pytest.approx(top) for t in tops) == past
+
+
 def test_the_score_figure_draws_the_floor_not_random_guessing(report):
     figure = score_vs_params_figure(report.results)
     refs = reference_lines(report.results).set_index(["model", "task"])
-    for ax in figure.axes:
-        model, task = ax.get_title().split(" · ")
-        labels = [text.get_text() for text in ax.get_legend().get_texts()]
-        assert "floor (majority class or untuned)" in labels
-        assert not any("random" in label for label in labels)
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert "floor (majority class or untuned)" in labels
+    assert not any("random" in label for label in labels)
+    # Figure 3's layout: a row per task, a panel per model size, smallest first, y shared
+    tasks = sorted(report.results["task"].unique())
+    sizes = report.results.groupby("model")["total_params"].max().sort_values()
+    assert len(figure.axes) == len(tasks) * len(sizes)
+    for i, ax in enumerate(figure.axes):
+        task, model = tasks[i // len(sizes)], sizes.index[i % len(sizes)]
+        assert ax.get_title().startswith(f"{task} · {model} (")
         (floor,) = [line for line in ax.get_lines() if line.get_label().startswith("floor")]
         assert floor.get_ydata()[0] == pytest.approx(refs.loc[(model, task), "floor"])
+        assert ax.get_shared_y_axes().joined(ax, figure.axes[i - i % len(sizes)])
 
 
 def test_a_folder_without_a_store_is_a_one_line_error(tmp_path):

@@ -126,6 +126,20 @@ def test_status_and_export(study, tmp_path):
     assert {r["options.pattern"] for r in frame} == {"adjacent", None}
 
 
+def test_export_of_a_sub_study_kept_in_a_larger_store(study, tmp_path):
+    (tmp_path / "fixed").touch()
+    out = tmp_path / "out"
+    assert invoke("run", study, "--trial", FAKE, "--out", out).exit_code == 0
+    sub = tmp_path / "sub.yaml"
+    sub.write_text(yaml.safe_dump({**SPEC, "tasks": ["t"], "methods": {"lora": {"alpha": 32.0}}}))
+    target = tmp_path / "sub.csv"
+    assert invoke("export", out, "--spec", sub, "--out", target).exit_code == 0
+    with target.open() as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 2 and {(r["task"], r["method"]) for r in table} == {("t", "lora")}
+    assert invoke("export", out, "--spec", tmp_path / "none.yaml").exit_code == 2
+
+
 def test_status_and_export_of_a_missing_study_say_so(tmp_path):
     for args in (["status", tmp_path], ["export", tmp_path, "--format", "csv"]):
         result = invoke(*args)

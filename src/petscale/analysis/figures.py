@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from petscale.analysis.curves import FIXED, reference_lines, score_vs_params
 from petscale.analysis.subspace import spectrum
+from petscale.analysis.thresholds import TOLERANCE, thresholds
 
 #: Okabe and Ito (2008), without yellow (too pale on white).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
@@ -52,45 +53,112 @@ def _by_model_size(ax, task: str, cell: pd.DataFrame, ylabel: str) -> None:  # n
 
 
 def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
-    """Dev score against trainable parameters, per (model, task): a line per structure with
-    its 95% interval, and full fine-tuning, the head alone and the floor (the larger of the
-    majority-class share and the untuned model's score, ``floors``) as lines."""
+    """The study's Figure 3: per task a row, per model size a panel (smallest left, the y axis
+    shared along the row); dev score against trainable parameters, a line per structure with
+    its 95% interval, a PET method at its own size as a point with its interval; full
+    fine-tuning, the head alone and the floor (the larger of the majority-class share and the
+    untuned model's score, ``floors``) as lines; each series' thresholds on its lines, the
+    low one (triangle down) at the floor, the high one (triangle up) one point below full
+    fine-tuning, with its interval as a horizontal bar (an open end clipped to the axis)."""
     points = score_vs_params(df)
     points = points[~points["structure"].isin(FIXED) & (points["budget"] > 0)]
-    refs = reference_lines(df).set_index(["model", "task"])
-    panels = sorted(set(zip(points["model"], points["task"], strict=False)))
-    if not panels:
+    if points.empty:
         return None
+    refs = reference_lines(df).set_index(["model", "task"])
+    thr = thresholds(df)
+    tasks = sorted(points["task"].unique())
+    sizes = points.groupby("model")["total_params"].max().sort_values()
+    models = list(sizes.index)
     structures = sorted(points["structure"].unique())
+    colours = {s: colour(i) for i, s in enumerate(structures)}
     metric = df["metric"].dropna().iloc[0] if df["metric"].notna().any() else "score"
-    fig, axes = _panels(len(panels))
-    for ax, (model, task) in zip(axes, panels, strict=False):
-        cell = points[(points["model"] == model) & (points["task"] == task)]
-        for i, structure in enumerate(structures):
-            line = cell[cell["structure"] == structure].sort_values("budget")
-            if line.empty:
-                continue
-            ax.plot(line["budget"], line["mean"], "o-", color=colour(i), label=structure, ms=4)
-            ax.fill_between(
-                line["budget"], line["ci_low"], line["ci_high"], color=colour(i), alpha=0.15
-            )
-        ref = refs.loc[(model, task)] if (model, task) in refs.index else None
-        if ref is not None:
-            for key, style, label in (
-                ("full", "-", "full fine-tuning"),
-                ("probe", "--", "head alone (probe)"),
-                ("floor", ":", "floor (majority class or untuned)"),
-            ):
-                if np.isfinite(ref[key]):
-                    ax.axhline(ref[key], color="#555555", ls=style, lw=1, label=label)
-        _log_if_wide(ax, cell["budget"])
-        ax.set(
-            title=f"{model} · {task}",
-            xlabel="trainable parameters (count)",
-            ylabel=f"dev {metric}",
-        )
-        ax.legend(fontsize=7)
+    fig = Figure(figsize=(5.2 * len(models), 4.0 * len(tasks) + 0.8), layout="constrained")
+    grid = fig.subplots(len(tasks), len(models), squeeze=False, sharey="row")
+    for r, task in enumerate(tasks):
+        for c, model in enumerate(models):
+            ax = grid[r][c]
+            cell = points[(points["model"] == model) & (points["task"] == task)]
+            ref = refs.loc[(model, task)] if (model, task) in refs.index else None
+            _draw_series(ax, cell, colours)
+            _draw_references(ax, ref)
+            _draw_thresholds(ax, thr[(thr["model"] == model) & (thr["task"] == task)], colours)
+            _log_if_wide(ax, points["budget"])
+            ax.set_title(f"{task} · {model} ({sizes[model] / 1e6:.0f}M)", fontsize=10)
+            ax.set_xlabel("trainable parameters (count)")
+            if c == 0:
+                ax.set_ylabel(f"dev {metric}")
+            ax.grid(alpha=0.3)
+    handles, labels = _legend_entries(fig)
+    ncol = min(len(labels), 2 * len(models) + 1)
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=8)
     return fig
+
+
+def _draw_series(ax, cell: pd.DataFrame, colours: dict[str, str]) -> None:  # noqa: ANN001
+    for structure, line in cell.groupby("structure"):
+        line = line.sort_values("budget")
+        colour_ = colours[structure]
+        if len(line) == 1:  # a method at its own size: a point with its interval
+            row = line.iloc[0]
+            ax.errorbar(
+                row["budget"],
+                row["mean"],
+                yerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]],
+                fmt="D",
+                color=colour_,
+                ms=5,
+                capsize=2,
+                label=structure,
+            )
+            continue
+        ax.plot(line["budget"], line["mean"], "o-", color=colour_, label=structure, ms=4)
+        ax.fill_between(line["budget"], line["ci_low"], line["ci_high"], color=colour_, alpha=0.15)
+
+
+def _draw_references(ax, ref: pd.Series | None) -> None:  # noqa: ANN001
+    if ref is None:
+        return
+    for key, style, label in (
+        ("full", "-", "full fine-tuning"),
+        ("probe", "--", "head alone (probe)"),
+        ("floor", ":", "floor (majority class or untuned)"),
+    ):
+        if np.isfinite(ref[key]):
+            ax.axhline(ref[key], color="#555555", ls=style, lw=1, label=label)
+
+
+def _draw_thresholds(ax, thr: pd.DataFrame, colours: dict[str, str]) -> None:  # noqa: ANN001
+    """Each located threshold on its reference line, its interval as a horizontal bar."""
+    for _, row in thr.iterrows():
+        for side, marker, level in (
+            ("low", "v", row["floor"]),
+            ("high", "^", row["full_score"] - TOLERANCE),
+        ):
+            value = row[side]
+            if not (np.isfinite(value) and np.isfinite(level)):
+                continue
+            low, high = row[f"{side}_ci_low"], row[f"{side}_ci_high"]
+            right = high if np.isfinite(high) else value * 10  # an open end: past the grid
+            left = low if np.isfinite(low) else value
+            ax.errorbar(
+                value,
+                level,
+                xerr=[[max(value - left, 0)], [max(right - value, 0)]],
+                fmt=marker,
+                color=colours.get(row["structure"], "#000000"),
+                ms=7,
+                capsize=3,
+                lw=1.5,
+            )
+
+
+def _legend_entries(fig: Figure) -> tuple[list, list[str]]:
+    """Every labelled artist of the figure once, in first-seen order."""
+    seen: dict[str, object] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    return list(seen.values()), list(seen)
 
 
 def gaps_figure(gaps_df: pd.DataFrame) -> Figure | None:
@@ -163,13 +231,13 @@ def thresholds_figure(thr_df: pd.DataFrame) -> Figure | None:
 def _interval_bars(ax, bars: list[tuple[pd.DataFrame, str, str]]) -> None:  # noqa: ANN001
     """Each threshold's 95% interval as a vertical error bar on the log axis: a finite end
     where it has one, the axis' edge for an end at infinity (or one not above zero)."""
-    ends = [pts[f"{side}_ci_{end}"] for pts, side, _ in bars for end in ("low", "high")]
-    finite = np.asarray(pd.concat(ends), dtype=float) if ends else np.array([])
+    shown = [pts[c] for pts, side, _ in bars for c in (side, f"{side}_ci_low", f"{side}_ci_high")]
+    finite = np.asarray(pd.concat(shown), dtype=float) if shown else np.array([])
     finite = finite[np.isfinite(finite) & (finite > 0)]
-    if finite.size:  # the axis spans the finite ends; an infinite one stops at its edge
-        bottom, top = ax.get_ylim()
-        ax.set_ylim(min(bottom, finite.min() / 1.5), max(top, finite.max() * 1.5))
-    bottom, top = ax.get_ylim()
+    if not finite.size:
+        return
+    # the axis spans the points and the finite ends; an infinite end stops at its edge
+    bottom, top = finite.min() / 1.5, finite.max() * 1.5
     for pts, side, color in bars:
         value = pts[side].to_numpy(dtype=float)
         low = pts[f"{side}_ci_low"].to_numpy(dtype=float)

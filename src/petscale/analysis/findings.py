@@ -56,6 +56,20 @@ class Finding:
     evidence: str  # one sentence with the numbers
     n_seeds: int  # the fewest seeds behind any cell used (0: not tested)
 
+    @property
+    def conclusion(self) -> str:
+        """What a reader may conclude, in words no stronger than the interval."""
+        claim = self.claim[0].lower() + self.claim[1:]
+        return {
+            "holds": f"Supported on this study: {claim} (the whole interval lies on the "
+            "claim's side of its edge).",
+            "does not hold": f"Not supported: the interval excludes an effect of the claimed "
+            f"size, so on this study it is not the case that {claim}.",
+            "inconclusive": f"The data cannot tell whether {claim}: the interval reaches both "
+            "sides of the claim's edge, or there are too few cases.",
+            "not tested": f"Not tested: this study has no case for whether {claim}.",
+        }[self.verdict]
+
 
 @dataclass
 class _Study:

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from petscale.cli import options as o
 from petscale.errors import UserError
 from petscale.formatting import duration, literal
+from petscale.ids import trial_id
 from petscale.study.export import export as export_table
 from petscale.study.runners import Events, check_run_options, run_study
 from petscale.study.spec import check_counts, check_names, expand, load_spec
@@ -176,10 +177,16 @@ def export_(
     folder: Path = typer.Argument(..., help="The study folder."),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv | parquet"),
     out: Path | None = typer.Option(None, "--out", "-o", help="Default: DIR/trials.<format>."),
+    spec: Path | None = typer.Option(
+        None,
+        "--spec",
+        help="Only the trials this spec expands to (a sub-study kept in a larger store).",
+    ),
 ) -> None:
     """One row per trial: config columns flattened, then the results."""
     with _user_errors():
-        path = export_table(folder, fmt, out)
+        ids = {trial_id(c) for c in expand(load_spec(spec))} if spec else None
+        path = export_table(folder, fmt, out, only=ids)
     typer.echo(str(path))
 
 

@@ -86,7 +86,9 @@ class Report:
             {
                 "folder": str(self.folder),
                 **self.context,
-                "findings": [dataclasses.asdict(f) for f in self.findings],
+                "findings": [
+                    {**dataclasses.asdict(f), "conclusion": f.conclusion} for f in self.findings
+                ],
                 "thresholds": _records(self.thresholds),
                 "structure_agreement": _records(self.agreement),
                 "gaps": _records(self.gaps),

@@ -153,7 +153,11 @@ def _findings(report: Report) -> str:
         f'<br><span class="note">{escape(f.rule)}</span></td></tr>'
         for f in report.findings
     )
-    return f"<p>The study's findings on this run ({escape(plain)}):</p><table>{head}{body}</table>"
+    words = "".join(f"<li>{escape(f.conclusion)}</li>" for f in report.findings)
+    return (
+        f"<p>The study's findings on this run ({escape(plain)}):</p><table>{head}{body}</table>"
+        f"<h3>What to conclude</h3><ul>{words}</ul>"
+    )
 
 
 def _effect(finding: analysis.Finding) -> str:

@@ -28,14 +28,15 @@ _RESULT_KEYS = (
 )
 
 
-def table(folder: str | Path) -> list[dict[str, Any]]:
-    """The trials of the study at ``folder``; every row has the same columns.
+def table(folder: str | Path, only: set[str] | None = None) -> list[dict[str, Any]]:
+    """The trials of the study at ``folder`` (those whose id is in ``only``, if given); every
+    row has the same columns.
 
     Method options become ``options.<name>`` columns (empty where a method lacks one) and the
     curve is a JSON list of [step, dev_score] pairs.
     """
     with Store.existing(folder) as store:
-        records = list(store.rows())
+        records = [r for r in store.rows() if only is None or r["id"] in only]
     option_names = sorted({name for r in records for name in r["config"]["options"]})
     rows = []
     for r in records:
@@ -57,11 +58,14 @@ def table(folder: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def export(folder: str | Path, fmt: str, out: str | Path | None = None) -> Path:
-    """Write the table to ``out`` (default ``DIR/trials.<fmt>``); returns the path written."""
+def export(
+    folder: str | Path, fmt: str, out: str | Path | None = None, only: set[str] | None = None
+) -> Path:
+    """Write the table (the trials in ``only``, if given) to ``out`` (default
+    ``DIR/trials.<fmt>``); returns the path written."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    rows = table(folder)
+    rows = table(folder, only)
     path = Path(out) if out else Path(folder) / f"trials.{fmt}"
     _check_out(path, Path(folder), fmt)
     try:
