@@ -109,5 +109,6 @@ def test_a_study_logs_each_trial_and_its_ids_do_not_change(
         scalars = _scalars(run)
         if run.name.rsplit("-", 1)[-1] in untuned:  # its results, at step 0
             assert scalars["test_score"][0][0] == 0 and scalars["trainable_params"] == [(0, 0)]
+            assert [step for step, _ in scalars["dev_score"]] == [0]  # its floor score
         else:
             assert [step for step, _ in scalars["dev_score"]] == [1, 2]

@@ -221,6 +221,7 @@ def run_trial(
         steps = 0
         model.eval()
         result = TrainResult(curve=[(0, score("dev"))])
+        accelerator.log({"dev_score": result.curve[0][1]}, step=0)  # no-op without trackers
     has_test = bool(features.get("test"))
     test_score = score("test") if has_test else None
     classifies = spec.kind == "classification"

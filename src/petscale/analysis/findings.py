@@ -134,6 +134,7 @@ def findings(
             "share of series",
             Rule("above", 0.5),
             "both thresholds lie inside the budget grid in a share {effect} of the series",
+            signed=False,
         ),
         _finding(
             "thresholds_alike",
@@ -143,6 +144,7 @@ def findings(
             Rule("below", AGREE_DECADES),
             "the thresholds of APET's structures on one model and task spread over {effect} "
             "decades",
+            signed=False,
         ),
         _finding(
             "low_alike_across_tasks",
@@ -152,6 +154,7 @@ def findings(
             Rule("below", AGREE_DECADES),
             "the low thresholds of one model and structure on different tasks spread over "
             "{effect} decades",
+            signed=False,
         ),
         _finding(
             "thresholds_fall",
@@ -179,14 +182,15 @@ def _finding(
     rule: Rule,
     sentence: str,
     scale: float = 1.0,
+    signed: bool = True,
 ) -> Finding:
     observed = effect.observed * scale
     low, high = (v * scale for v in interval(effect.replicates)) if effect.n else (math.nan,) * 2
     verdict = judge(rule, low, high, effect.n)
     if effect.n:
         evidence = (
-            sentence.format(effect=_num(observed))
-            + f" (95% interval {_num(low)} to {_num(high)}; {effect.n} case(s))"
+            sentence.format(effect=_num(observed, signed))
+            + f" (95% interval {_num(low, signed)} to {_num(high, signed)}; {effect.n} case(s))"
         )
     else:
         evidence = "no case in this study: " + _NEEDS[key]
@@ -488,7 +492,8 @@ def _transfer(df: pd.DataFrame, matrix: pd.DataFrame | None, draws: int) -> Find
     return found
 
 
-def _num(value: float) -> str:
+def _num(value: float, signed: bool = True) -> str:
     if not np.isfinite(value):
         return "n/a" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return f"{value:+.2g}" if abs(value) < 1 else f"{value:+.3g}"
+    sign = "+" if signed else ""
+    return f"{value:{sign}.2g}" if abs(value) < 1 else f"{value:{sign}.3g}"
