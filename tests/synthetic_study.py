@@ -2,7 +2,8 @@
 
 Every structure's dev score rises from the floor to near full fine-tuning along a logistic
 curve in log10(budget). What a test plants: thresholds that fall with model size
-(``threshold_fall`` decades per decade), a plateau gap to full fine-tuning that shrinks with
+(``threshold_fall`` decades per decade, from ``middle``: the log10 budget half-way up the
+curve on the smallest model), a plateau gap to full fine-tuning that shrinks with
 model size (``gap_shrink``: the share of the gap lost per decade), and ADJACENT reaching its
 best sooner than DISCRETE (``adjacent_lead`` steps), APET's four shapes' thresholds
 ``shape_shift`` decades apart. With every knob at 0 nothing depends on model size, pattern or
@@ -33,13 +34,14 @@ def records(
     gap_shrink: float = 0.0,
     adjacent_lead: int = 0,
     shape_shift: float = 0.0,
+    middle: float = 2.5,
     examples: int = 500,
 ) -> list[dict]:
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for size in sizes:
         decades = math.log10(size / sizes[0])
-        model = f"m{size:.0e}"
+        model = f"m{size:.3g}"
         for task in tasks:
             common = {
                 "model": model,
@@ -64,9 +66,9 @@ def records(
                     gap = plateau * max(0.0, 1 - gap_shrink * decades)
                     for pattern in ("adjacent", "discrete"):
                         reach = 20 if pattern == "adjacent" else 20 + adjacent_lead
-                        middle = 2.5 - threshold_fall * decades + shape_shift * rank
+                        centre = middle - threshold_fall * decades + shape_shift * rank
                         for budget in BUDGETS:
-                            rise = 1 / (1 + math.exp(-3 * (math.log10(budget) - middle)))
+                            rise = 1 / (1 + math.exp(-3 * (math.log10(budget) - centre)))
                             score = noisy(MAJORITY - 0.05 + (FULL - gap - MAJORITY + 0.05) * rise)
                             curve = [(t, score * min(1.0, t / reach)) for t in range(10, 101, 10)]
                             rows.append(

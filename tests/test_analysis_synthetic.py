@@ -135,33 +135,47 @@ def test_no_effect_gives_no_holds_and_mostly_inconclusive() -> None:
         for key in SCALE_FINDINGS:
             assert found[key].verdict != "holds", (seed, found[key])
             verdicts.append(found[key].verdict)
-        assert found["thresholds_fall"].ci_low < 0 < found["thresholds_fall"].ci_high
+        falls = found["thresholds_fall"]
+        assert falls.verdict == "inconclusive" or falls.ci_low < 0 < falls.ci_high
     counts = pd.Series(verdicts).value_counts()
     assert counts.get("inconclusive", 0) + counts.get("does not hold", 0) == len(verdicts)
     assert counts.get("inconclusive", 0) >= len(verdicts) / 2 - counts.get("does not hold", 0)
 
 
+def test_one_seed_or_two_close_sizes_bear_no_scale_verdict() -> None:
+    one_seed = {f.key: f for f in A.findings(A.from_records(records(seeds=(0,))), draws=300)}
+    for key in SCALE_FINDINGS:
+        assert one_seed[key].verdict in ("inconclusive", "not tested"), one_seed[key]
+    close = A.from_records(records(sizes=(1.74e7, 2.27e7), threshold_fall=1, gap_shrink=0.5))
+    found = {f.key: f for f in A.findings(close, draws=300)}
+    for key in ("methods_converge", "gap_shrinks", "thresholds_fall"):  # 0.12 decades apart
+        assert found[key].verdict == "not tested" and "3.2x" in found[key].evidence
+
+
 def test_strong_planted_effects_hold() -> None:
     planted = records(
         sizes=(1e7, 1e8, 1e9),
-        threshold_fall=0.8,
+        seeds=(0, 1, 2, 3, 4),
+        middle=3.5,  # the thresholds stay inside the grid as they fall
+        threshold_fall=0.5,
         gap_shrink=0.45,
         adjacent_lead=40,
-        sd=0.01,
+        sd=0.005,
         examples=2000,
     )
     found = {f.key: f for f in A.findings(A.from_records(planted), draws=400)}
     for key in SCALE_FINDINGS:
         assert found[key].verdict == "holds", found[key]
         assert found[key].n >= 1 and found[key].ci_low <= found[key].ci_high
-    assert found["thresholds_fall"].effect == pytest.approx(-0.8, abs=0.25)
+    assert found["thresholds_fall"].effect == pytest.approx(-0.5, abs=0.2)
     assert found["adjacent_faster"].effect == pytest.approx(40)
 
 
 def test_structures_alike_or_decades_apart() -> None:
-    alike = {f.key: f for f in A.findings(A.from_records(records(sd=0.01)), draws=400)}
+    quiet = {"seeds": (0, 1, 2, 3, 4), "sd": 0.005, "examples": 2000}
+    alike = {f.key: f for f in A.findings(A.from_records(records(**quiet)), draws=400)}
     assert alike["thresholds_alike"].verdict == "holds"
-    apart = A.from_records(records(sd=0.01, shape_shift=1.0))
+    apart = A.from_records(records(**quiet, shape_shift=1.0))
     assert {f.key: f for f in A.findings(apart, draws=400)}["thresholds_alike"].verdict == (
         "does not hold"
     )

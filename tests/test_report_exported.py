@@ -291,6 +291,7 @@ class _Finding:
     ci_high: Any = math.inf
     n: Any = np.int64(3)
     band: tuple = (math.nan, 1.0)
+    conclusion: str = "w"
 
 
 def test_new_finding_fields_reach_the_json_and_nan_is_null(report):

@@ -1,13 +1,19 @@
-"""Bootstrap replicates of a study's cells: over seeds, and over the eval examples.
+"""Replicates of a study's cells (a parametric bootstrap): over seeds, and over eval examples.
 
-A cell is one configuration at one budget; its trials differ only in seed. One replicate
-draws the cell's seeds with replacement (as many as it has) and, for a metric that is a mean
-over examples, redraws each drawn score as ``Binomial(n, score) / n`` with ``n`` the examples it
-was scored on: the spread a bootstrap of the eval examples gives when they are independent
-(exact for accuracy and exact match, an upper bound of the variance for token F1 and ROUGE-L).
-So one seed still gets an interval, from its examples; a cell of one seed whose metric is not a
-mean over examples (binary or macro F1) has none: its replicates are NaN. The intervals are
-95% percentile intervals of the replicates.
+A cell is one configuration at one budget; its trials differ only in seed. One replicate of a
+cell's mean is
+
+    mean + s / sqrt(n) * T(n - 1) + (Binomial(N, mean) / N - mean)
+
+with n seeds of sample standard deviation s, T a Student t draw (so the seed part alone gives
+the t-interval, whose coverage holds for two or three seeds where resampling seeds with
+replacement is far too narrow), and, for a metric that is a mean over examples scored on N
+examples, the spread of redrawing those examples (exact for accuracy and exact match, an upper
+bound of the variance for token F1 and ROUGE-L). Every seed is scored on the same examples, so
+that part is counted once. One seed has no seed part: its interval is the eval examples' alone
+and leaves out the seed-to-seed spread, which is why a finding needs two seeds or more per
+cell (``findings``). One seed of a metric that is not a mean over examples (binary or macro
+F1) has no interval: its replicates are NaN. Intervals are 95% percentile intervals.
 """
 
 from __future__ import annotations
@@ -42,16 +48,19 @@ class Resampled:
         for cell, trials in values.groupby("cell", sort=True):
             x = trials["value"].to_numpy(dtype=float)
             examples = _examples(trials)
-            self.observed[cell] = x.mean()
+            mean = float(x.mean())
+            self.observed[cell] = mean
             self.n[cell] = len(x)
             if len(x) == 1 and examples is None:
                 continue  # no spread to draw from: no interval
-            chosen = rng.integers(0, len(x), size=(draws, len(x)))
-            picked = x[chosen]
+            replicate = np.full(draws, mean)
+            if len(x) >= 2:
+                half = float(x.std(ddof=1)) / math.sqrt(len(x))
+                replicate += half * rng.standard_t(len(x) - 1, size=draws)
             if examples is not None:
-                n = examples[chosen]
-                picked = rng.binomial(n, np.clip(picked, 0.0, 1.0)) / n
-            self.draws[:, self.index[cell]] = picked.mean(axis=1)
+                n = int(round(examples.mean()))
+                replicate += rng.binomial(n, min(max(mean, 0.0), 1.0), size=draws) / n - mean
+            self.draws[:, self.index[cell]] = replicate
 
     def of(self, cell: str) -> np.ndarray:
         """The cell's replicates (NaN where the cell has none, or is not here)."""

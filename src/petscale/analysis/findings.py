@@ -22,6 +22,8 @@ from petscale.analysis.stats import aggregate
 from petscale.analysis.thresholds import (
     AGREE_FACTOR,
     BRACKETED,
+    NOT_REACHED,
+    UNKNOWN,
     ThresholdDraws,
     full_cell,
     resampled_cells,
@@ -37,6 +39,12 @@ FLAT_DECADES = 0.1
 #: Same-type transfer must keep this much more of the in-task gain than cross-type transfer.
 TRANSFER_EDGE = 0.1
 AGREE_DECADES = math.log10(AGREE_FACTOR)
+#: A trend over model size needs sizes this many decades apart (3.2x): over MiniLM-L3 and -L6
+#: (0.12 decades) a slope multiplies the scores' noise by eight.
+MIN_SPAN = 0.5
+#: A threshold whose replicates leave the grid more often than this is not located well
+#: enough to put on a trend.
+LOCATED_SHARE = 0.1
 PATTERNS = ("adjacent", "discrete")
 
 __all__ = ["VERDICTS", "Finding", "findings"]
@@ -186,7 +194,7 @@ def _finding(
 ) -> Finding:
     observed = effect.observed * scale
     low, high = (v * scale for v in interval(effect.replicates)) if effect.n else (math.nan,) * 2
-    verdict = judge(rule, low, high, effect.n)
+    verdict = judge(rule, low, high, effect.n, effect.n_seeds)
     if effect.n:
         evidence = (
             sentence.format(effect=_num(observed, signed))
@@ -210,14 +218,16 @@ def _finding(
 
 
 _NEEDS = {
-    "methods_converge": "needs two or more structures at equal budgets on two model sizes",
-    "gap_shrinks": "needs full fine-tuning and a structure above its low threshold on two "
-    "model sizes",
+    "methods_converge": "needs two or more structures at equal budgets above the low "
+    "threshold on model sizes at least 3.2x apart",
+    "gap_shrinks": "needs full fine-tuning and a structure above its low threshold on model "
+    "sizes at least 3.2x apart",
     "thresholds_exist": "needs a structure run at several budgets",
     "thresholds_alike": "needs APET in two structures (op or targets) at several budgets on "
     "one model and task",
     "low_alike_across_tasks": "needs one structure's low threshold on two tasks",
-    "thresholds_fall": "needs one structure's thresholds inside the grid on two model sizes",
+    "thresholds_fall": "needs one structure's thresholds inside the grid on model sizes at "
+    "least 3.2x apart",
     "adjacent_faster": "needs APET adjacent and discrete at equal budgets with dev curves",
 }
 
@@ -243,20 +253,20 @@ def _over_cases(effects: list[tuple[float, np.ndarray, int]], center=np.mean) ->
     return _Effect(observed, replicates, len(effects), min(e[2] for e in effects))
 
 
-def _low_by_model_task(study: _Study) -> dict[tuple[str, str], float]:
-    """Per (model, task): the largest low threshold among its series (budgets above it are
-    above every structure's low threshold); NaN where none is in or below the grid."""
-    thr = study.thresholds.table
-    return thr.groupby(["model", "task"])["low"].max().to_dict()
-
-
 def _above_low(study: _Study) -> pd.DataFrame:
-    """The tuned cells at or above their (model, task)'s low threshold."""
+    """The tuned cells at or above their (model, task)'s low threshold: the largest low
+    threshold estimate among its series, so that every structure has left the floor there.
+    A structure whose curve never leaves the floor is left out. The selection is made once,
+    at the estimates (the replicates are not re-selected)."""
     cells = study.cells[~study.cells["method"].isin(FIXED) & (study.cells["budget"] > 0)]
-    low = _low_by_model_task(study)
+    thr = study.thresholds.table
+    never = set(thr.loc[thr["low_status"].isin([NOT_REACHED, UNKNOWN]), "series"])
+    low = thr[~thr["series"].isin(never)].groupby(["model", "task"])["low"].max().to_dict()
     keep = [
-        math.isfinite(low.get((m, t), math.nan)) and b >= low[(m, t)]
-        for m, t, b in zip(cells["model"], cells["task"], cells["budget"], strict=True)
+        series not in never and math.isfinite(low.get((m, t), math.nan)) and b >= low[(m, t)]
+        for m, t, b, series in zip(
+            cells["model"], cells["task"], cells["budget"], cells["series"], strict=True
+        )
     ]
     return cells[np.array(keep, dtype=bool)]
 
@@ -265,10 +275,11 @@ def _trend(
     per_model: dict[tuple, list[tuple[float, float, np.ndarray, int]]], center=np.mean
 ) -> _Effect:
     """Per case, (total params, observed, replicates, seeds) per model -> slope per case,
-    averaged over the cases with two or more model sizes."""
+    ``center`` over the cases whose sizes span ``MIN_SPAN`` decades or more."""
     slopes = []
     for points in per_model.values():
-        if len({p[0] for p in points}) < 2:
+        sizes = [p[0] for p in points]
+        if math.log10(max(sizes) / min(sizes)) < MIN_SPAN:
             continue
         x = np.log10(np.array([p[0] for p in points], dtype=float))
         y_obs = np.array([p[1] for p in points])
@@ -316,6 +327,7 @@ def _gap_trend(study: _Study) -> _Effect:
 
 def _both_located(study: _Study) -> _Effect:
     thr = study.thresholds.table
+    thr = thr[(thr["low_status"] != UNKNOWN) & (thr["high_status"] != UNKNOWN)]
     if thr.empty:
         return _empty()
     first = {s: _first_budget(study, s) for s in thr["series"]}
@@ -338,17 +350,16 @@ def _first_budget(study: _Study, series: str) -> float:
 
 
 def _log_thresholds(study: _Study, side: str) -> tuple[dict, dict]:
-    """Per series: the observed log10 threshold and its replicates, NaN where not bracketed
-    (a bound locates nothing): a replicate that does not locate a case leaves it out of that
-    replicate's median over cases."""
+    """Per series: the observed log10 threshold and its replicates, each NaN where the grid
+    does not locate it (at or below the smallest budget, or not reached: a bound)."""
     thr = study.thresholds.table
     observed, reps = {}, {}
     for _, row in thr.iterrows():
         series = row["series"]
-        bracketed = row[f"{side}_status"] == BRACKETED
-        observed[series] = math.log10(row[side]) if bracketed else math.nan
-        r = study.thresholds.draws[series][side]
         first = _first_budget(study, series)
+        located = row[f"{side}_status"] == BRACKETED and row[side] > first
+        observed[series] = math.log10(row[side]) if located else math.nan
+        r = study.thresholds.draws[series][side]
         with np.errstate(divide="ignore", invalid="ignore"):
             reps[series] = np.where(np.isfinite(r) & (r > first), np.log10(r), np.nan)
     return observed, reps
@@ -357,7 +368,9 @@ def _log_thresholds(study: _Study, side: str) -> tuple[dict, dict]:
 def _spread_over(study: _Study, across: str) -> _Effect:
     """The spread in decades of located thresholds across ``across`` (APET's structures of
     one pattern on one model and task; or the tasks of one model and structure), per group,
-    averaged; the low and high thresholds for structures, the low one for tasks."""
+    the median over groups; the low and high thresholds for structures, the low one for tasks.
+    A replicate in which one of a group's thresholds leaves the grid counts as an infinite
+    spread: what the grid cannot locate never counts for "alike"."""
     thr = study.thresholds.table
     if across == "structure":
         apet = thr[thr["structure"].str.startswith("apet-")].copy()
@@ -371,29 +384,34 @@ def _spread_over(study: _Study, across: str) -> _Effect:
     for side in sides:
         observed, reps = _log_thresholds(study, side)
         for _, group in groups:
-            if group[across].nunique() < 2:
-                continue
-            obs = np.array([observed[s] for s in group["series"]])
-            if np.isnan(obs).sum() > len(obs) - 2:
-                continue  # fewer than two located thresholds: nothing to compare
-            r = np.stack([reps[s] for s in group["series"]], axis=1)
+            series = [s for s in group["series"] if not math.isnan(observed[s])]
+            if group.set_index("series").loc[series, across].nunique() < 2:
+                continue  # fewer than two located thresholds to compare
+            obs = np.array([observed[s] for s in series])
+            r = np.stack([reps[s] for s in series], axis=1)
             with np.errstate(invalid="ignore"):
-                spread_reps = r.max(axis=1) - r.min(axis=1)  # NaN if one is not located
-            spread = float(np.nanmax(obs) - np.nanmin(obs))
-            cases.append((spread, spread_reps, int(group["n_seeds"].min())))
-    return _over_cases(cases, np.nanmedian)
+                spread_reps = np.where(
+                    np.isnan(r).any(axis=1), np.inf, r.max(axis=1) - r.min(axis=1)
+                )
+            seeds = int(group.set_index("series").loc[series, "n_seeds"].min())
+            cases.append((float(obs.max() - obs.min()), spread_reps, seeds))
+    return _over_cases(cases, np.median)
 
 
 def _threshold_trend(study: _Study) -> _Effect:
+    """Slopes of log10 threshold against log10 model size per (task, structure, side), over
+    the sizes whose threshold the grid locates in all but ``LOCATED_SHARE`` of the
+    replicates; a replicate that does not locate one leaves that case out of its median."""
     thr = study.thresholds.table
     cases: dict[tuple, list] = {}
     for side in ("low", "high"):
         observed, reps = _log_thresholds(study, side)
         for _, row in thr.iterrows():
-            if math.isnan(observed[row["series"]]):
+            series = row["series"]
+            if math.isnan(observed[series]) or np.isnan(reps[series]).mean() > LOCATED_SHARE:
                 continue
             cases.setdefault((row["task"], row["structure"], side), []).append(
-                (row["total_params"], observed[row["series"]], reps[row["series"]], row["n_seeds"])
+                (row["total_params"], observed[series], reps[series], row["n_seeds"])
             )
     return _trend(cases, np.nanmedian)
 
@@ -414,9 +432,10 @@ def _adjacent_faster(study: _Study) -> tuple[_Effect, str, Rule]:
     )
     cases = []
     for _, pair in conv.groupby(["model", "task", "budget", "shape", "reference"]):
-        by_pattern = pair.groupby("pattern")["cell"].first()
-        if set(by_pattern.index) != set(PATTERNS):
-            continue
+        by_pattern = pair.groupby("pattern")["cell"].unique()
+        if set(by_pattern.index) != set(PATTERNS) or by_pattern.map(len).max() > 1:
+            continue  # a pattern missing, or several configurations of one: no clean pair
+        by_pattern = by_pattern.map(lambda cells: cells[0])
         adj, dis = by_pattern["adjacent"], by_pattern["discrete"]
         diff = resampled.mean(dis) - resampled.mean(adj)
         seeds = int(pair.groupby("cell").size().min())
@@ -469,16 +488,20 @@ def _transfer(df: pd.DataFrame, matrix: pd.DataFrame | None, draws: int) -> Find
     values = pairs["relative"].to_numpy(dtype=float)
     if not same.any() or same.all():
         return empty("needs transfer pairs both within a task type and across types")
+    # Pairs that share a source task are not independent: the source tasks are redrawn.
     rng = np.random.default_rng(0)
-
-    def redrawn(x: np.ndarray) -> np.ndarray:
-        return x[rng.integers(0, len(x), size=(draws, len(x)))].mean(axis=1)
-
+    sources = pairs["source"].to_numpy()
+    names = np.unique(sources)
+    replicates = np.full(draws, np.nan)
+    for b in range(draws):
+        picked = rng.choice(names, size=len(names))
+        rows = np.concatenate([np.flatnonzero(sources == name) for name in picked])
+        kinds, scores = same[rows], values[rows]
+        if kinds.any() and not kinds.all():
+            replicates[b] = scores[kinds].mean() - scores[~kinds].mean()
+    seeds = int(pairs["n_seeds"].min())
     effect = _Effect(
-        float(values[same].mean() - values[~same].mean()),
-        redrawn(values[same]) - redrawn(values[~same]),
-        len(values),
-        1,
+        float(values[same].mean() - values[~same].mean()), replicates, len(names), seeds
     )
     found = _finding(
         "transfer_within_type",

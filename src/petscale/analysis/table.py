@@ -98,6 +98,7 @@ def from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
         settings = {key: _plain(row.get(key)) for key in SETTINGS}
         sized = {k: _plain(v) for k, v in sorted(options.items()) if k not in SIZING_OPTIONS}
         base = {"model": row["model"], "task": row["task"], "method": row["method"]}
+        base["pattern"] = row["pattern"]  # a table may name it in a column of its own
         row["series"] = row["series"] or _key({**base, **settings, "options": sized})
         row["cell"] = row["cell"] or _key(
             {"series": row["series"], "budget": _plain(row["budget"])}

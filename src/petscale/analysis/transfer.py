@@ -43,13 +43,14 @@ UNTUNED = "untuned"
 
 def transfer_matrix(scores: pd.DataFrame) -> pd.DataFrame:
     """Long form (model, head and structure where given, source, target): mean ``score`` over
-    trials, the target's ``random_guess``, ``untuned`` (the untuned model's score on the
-    target, NaN where not evaluated), ``in_task`` (the source = target score), ``relative``."""
+    trials (``n_seeds`` of them), the target's ``random_guess``, ``untuned`` (the untuned
+    model's score on the target, NaN where not evaluated), ``in_task`` (the source = target
+    score), ``relative``."""
     keys = [k for k in _MATRIX_KEYS if k in scores.columns]
     tuned = scores[scores["source"] != UNTUNED]
-    mean = tuned.groupby([*keys, "source", "target"], as_index=False)[
-        ["score", "random_guess"]
-    ].mean()
+    groups = tuned.groupby([*keys, "source", "target"], as_index=False)
+    mean = groups[["score", "random_guess"]].mean()
+    mean["n_seeds"] = groups.size()["size"].to_numpy()  # the trials averaged
     setup = [k for k in ("model", "head") if k in scores.columns]  # what the untuned model is
     untuned = scores[scores["source"] == UNTUNED].groupby([*setup, "target"])["score"].mean()
     cells = mean[[*setup, "target"]].itertuples(index=False, name=None)
