@@ -298,5 +298,6 @@ def test_new_finding_fields_reach_the_json_and_nan_is_null(report):
     planted = dataclasses.replace(report, findings=[_Finding()])
     text = json.dumps(planted.summary(), allow_nan=False)
     finding = _strict(text)["findings"][0]
-    assert finding["effect"] is None and finding["ci_low"] is None and finding["ci_high"] is None
+    assert finding["effect"] is None and finding["ci_low"] is None  # NaN: unknown
+    assert finding["ci_high"] == "inf"  # an interval past the grid is not unknown
     assert finding["n"] == 3 and finding["band"] == [None, 1.0]

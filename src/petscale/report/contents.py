@@ -103,20 +103,36 @@ class Report:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    # pandas' JSON writer turns NaN into null and numpy scalars into plain numbers.
-    return json.loads(df.to_json(orient="records"))
+    # pandas' JSON writer turns NaN into null and numpy scalars into plain numbers; an
+    # infinity (an interval that runs past the grid) is kept apart from unknown as "inf".
+    return [_plain(record) for record in json.loads(_infinities(df).to_json(orient="records"))]
+
+
+def _infinities(df: pd.DataFrame) -> pd.DataFrame:
+    numeric = df.select_dtypes("number").columns
+    if not len(numeric) or not np.isinf(df[numeric].to_numpy(dtype=float)).any():
+        return df
+    out = df.astype({c: object for c in numeric})
+    for column in numeric:
+        values = df[column]
+        out.loc[np.isposinf(values), column] = "inf"
+        out.loc[np.isneginf(values), column] = "-inf"
+    return out
 
 
 def _plain(value: Any) -> Any:
-    """``value`` with every NaN or infinity as None and numpy scalars as Python ones, so that
-    ``json.dumps(..., allow_nan=False)`` takes it whatever fields a finding carries."""
+    """``value`` with every NaN as None, an infinity as "inf" or "-inf" (an interval past the
+    grid: not unknown) and numpy scalars as Python ones, so that ``json.dumps(...,
+    allow_nan=False)`` takes it whatever fields a finding carries."""
     if isinstance(value, dict):
         return {key: _plain(v) for key, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, Path):
         return str(value)
