@@ -138,6 +138,9 @@ def test_the_report_folder_holds_the_page_figures_and_tables(report, tmp_path):
     assert len(thresholds) == 1 + len(report.thresholds)
     gaps = (tmp_path / "report" / "gaps.csv").read_text().splitlines()
     assert "gap" in gaps[0].split(",") and len(gaps) > 1
+    matched = (tmp_path / "report" / "matched.csv").read_text().splitlines()
+    assert {"budget", "own_budget", "mismatch", "gap"} <= set(matched[0].split(","))
+    assert len(matched) == 1 + len(report.matched) and "Matched comparison" in html
 
 
 def test_the_report_gives_time_spent_and_the_configs_without_a_spec(report):

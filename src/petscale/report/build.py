@@ -2,8 +2,8 @@
 
 The study is a folder (its store) or a table ``petscale study export`` wrote. The report
 folder holds ``report.html`` (self-contained: figures embedded), ``figures/NAME.png`` and
-``.svg``, ``thresholds.csv``, ``gaps.csv``, ``trials.csv`` (a row per done trial) and
-``report.json`` (what ``report --json`` prints).
+``.svg``, ``thresholds.csv``, ``gaps.csv``, ``matched.csv``, ``trials.csv`` (a row per done
+trial) and ``report.json`` (what ``report --json`` prints).
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def gather(
         agreement=analysis.structure_agreement(thresholds),
         gaps=gaps,
         gap_trend=analysis.gap_trend(gaps),
+        matched=analysis.matched_comparison(analysis.aggregate(df)),
         pattern_speed=analysis.pattern_speed(conv),
         figures=[f for f in figures if f is not None],
         context=context,
@@ -159,6 +160,7 @@ def write(report: Report, out: str | Path) -> Path:
             (staging / "figures" / f"{fig.name}.svg").write_bytes(fig.svg)
         report.thresholds.to_csv(staging / "thresholds.csv", index=False)
         report.gaps.to_csv(staging / "gaps.csv", index=False)
+        report.matched.to_csv(staging / "matched.csv", index=False)
         report.trial_table().to_csv(staging / "trials.csv", index=False)
         if not report.transfer.empty:
             report.transfer.to_csv(staging / "transfer.csv", index=False)

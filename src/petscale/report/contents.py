@@ -50,6 +50,7 @@ class Report:
     agreement: pd.DataFrame
     gaps: pd.DataFrame
     gap_trend: pd.DataFrame
+    matched: pd.DataFrame  # every tuned cell at its nearest grid budget, the mismatch stated
     pattern_speed: pd.DataFrame
     figures: list[Figure]
     context: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +94,7 @@ class Report:
                 "structure_agreement": _records(self.agreement),
                 "gaps": _records(self.gaps),
                 "gap_trend": _records(self.gap_trend),
+                "matched": _records(self.matched),
                 "pattern_speed": _records(self.pattern_speed),
                 "transfer": _records(self.transfer),
                 "transfer_kinds": _records(self.transfer_kinds),

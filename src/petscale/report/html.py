@@ -66,6 +66,11 @@ def render(report: Report) -> str:
         "units (0.01 = one point; the figure shows points), at the method's default budget and "
         "at budgets that several structures ran at on the same model (matched).</p>",
         _table(report.gaps, GAP_COLUMNS),
+        "<h3>Matched comparison</h3>",
+        '<p class="note">Every tuned configuration at the grid budget nearest its own (log '
+        "scale): mismatch = its own budget / that budget (1: an exact match), gap to full "
+        "fine-tuning of the same set-up.</p>",
+        _table(report.matched),
         "<h3>Direction over model scale</h3>",
         _table(report.gap_trend),
         "<h2>Convergence: ADJACENT vs DISCRETE</h2>",
