@@ -22,6 +22,7 @@ from petscale.analysis.thresholds import TOLERANCE, thresholds
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
 PANEL = (4.6, 3.4)  # inches per panel
 STYLES = ("-", "--", ":", "-.")
+POINT_MARKERS = ("D", "s", "P", "X", "*", "h", "p")
 
 
 def colour(i: int) -> str:
@@ -71,6 +72,10 @@ def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
     models = list(sizes.index)
     structures = sorted(points["structure"].unique())
     colours = {s: colour(i) for i, s in enumerate(structures)}
+    # methods at their own size are points: a marker each, as colours repeat past seven
+    per_panel = points.groupby(["structure", "model", "task"])["budget"].nunique()
+    singles = [s for s in structures if per_panel[s].max() < 2]
+    markers = {s: POINT_MARKERS[i % len(POINT_MARKERS)] for i, s in enumerate(singles)}
     metric = df["metric"].dropna().iloc[0] if df["metric"].notna().any() else "score"
     fig = Figure(figsize=(5.2 * len(models), 4.0 * len(tasks) + 0.8), layout="constrained")
     grid = fig.subplots(len(tasks), len(models), squeeze=False, sharey="row")
@@ -79,7 +84,7 @@ def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
             ax = grid[r][c]
             cell = points[(points["model"] == model) & (points["task"] == task)]
             ref = refs.loc[(model, task)] if (model, task) in refs.index else None
-            _draw_series(ax, cell, colours)
+            _draw_series(ax, cell, colours, markers)
             _draw_references(ax, ref)
             _draw_thresholds(ax, thr[(thr["model"] == model) & (thr["task"] == task)], colours)
             _log_if_wide(ax, points["budget"])
@@ -94,7 +99,9 @@ def score_vs_params_figure(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def _draw_series(ax, cell: pd.DataFrame, colours: dict[str, str]) -> None:  # noqa: ANN001
+def _draw_series(  # noqa: ANN001
+    ax, cell: pd.DataFrame, colours: dict[str, str], markers: dict[str, str]
+) -> None:
     for structure, line in cell.groupby("structure"):
         line = line.sort_values("budget")
         colour_ = colours[structure]
@@ -104,9 +111,9 @@ def _draw_series(ax, cell: pd.DataFrame, colours: dict[str, str]) -> None:  # no
                 row["budget"],
                 row["mean"],
                 yerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]],
-                fmt="D",
+                fmt=markers.get(structure, "D"),
                 color=colour_,
-                ms=5,
+                ms=6,
                 capsize=2,
                 label=structure,
             )
