@@ -14,7 +14,6 @@ from petscale.errors import UserError
 from petscale.methods import make_config
 from petscale.methods.apet import BIAS_SITE
 from petscale.methods.base import read_saved
-from petscale.tasks import get_task
 
 #: (family, head): BERT-style with biases everywhere, GPT-2-style (Conv1D biases, an LM head
 #: built without one), T5 (no bias at all: linears declared None, RMS norms without one)
@@ -224,13 +223,7 @@ def test_tuned_run_folder_loads_with_the_same_predictions(
     )
     assert result["trainable_params"] == 150
     model, tokenizer = petscale.load(out)
-    dev = get_task(str(toy_task)).splits()["dev"]
-    correct = 0
-    with torch.no_grad():
-        for example in dev:
-            inputs = tokenizer(example["text"], truncation=True, max_length=32, return_tensors="pt")
-            correct += int(model(**inputs).logits.argmax(-1).item() == example["label"])
-    assert correct / len(dev) == result["dev_score"]
+    assert tiny.dev_accuracy(model, tokenizer, toy_task, 32) == result["dev_score"]
     sites = [m for n, m in model.named_modules() if n.endswith(BIAS_SITE)]
     assert sum(s.values.numel() for s in sites) == 150
     assert any(s.values.abs().sum() > 0 for s in sites)  # trained values came back

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 import petscale
+import tiny
 from petscale.cli import main
 from petscale.errors import UserError
-from petscale.tasks import get_task
 
 FAST = {"steps": 100, "batch_size": 16, "lr": 2e-3, "max_length": 32}
 
@@ -87,13 +87,7 @@ def test_saved_run_loads_with_the_same_predictions(
     }
     model, tokenizer = petscale.load(out)
     assert model.training is False
-    dev = get_task(str(toy_task)).splits()["dev"]
-    correct = 0
-    with torch.no_grad():
-        for example in dev:
-            inputs = tokenizer(example["text"], truncation=True, max_length=32, return_tensors="pt")
-            correct += int(model(**inputs).logits.argmax(-1).item() == example["label"])
-    assert correct / len(dev) == result["dev_score"]
+    assert tiny.dev_accuracy(model, tokenizer, toy_task, 32) == result["dev_score"]
 
 
 def test_cli_json_is_one_object_on_stdout(

@@ -193,3 +193,18 @@ def write_toy_task(
                 rng.shuffle(words)
                 writer.writerow([" ".join(words), label])
     return folder
+
+
+def dev_accuracy(model: nn.Module, tokenizer: object, task: str | Path, max_length: int) -> float:
+    """A loaded run's accuracy on the task's dev split, scored one example at a time."""
+    from petscale.tasks import get_task
+
+    dev = get_task(str(task)).splits()["dev"]
+    correct = 0
+    with torch.no_grad():
+        for example in dev:
+            inputs = tokenizer(
+                example["text"], truncation=True, max_length=max_length, return_tensors="pt"
+            )
+            correct += int(model(**inputs).logits.argmax(-1).item() == example["label"])
+    return correct / len(dev)

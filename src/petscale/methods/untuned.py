@@ -14,7 +14,8 @@ from typing import ClassVar
 
 from torch import nn
 
-from petscale.methods.base import Delta, MethodConfig, freeze
+from petscale.methods.base import MethodConfig, freeze
+from petscale.methods.probe import ProbeDelta
 from petscale.zoo.structure import Structure
 
 
@@ -23,14 +24,11 @@ class UntunedConfig(MethodConfig):
     trains: ClassVar[bool] = False
 
 
-class UntunedDelta(Delta):
-    def parameters(self) -> dict[str, nn.Parameter]:
-        return {}
-
-
-def attach(model: nn.Module, structure: Structure, config: UntunedConfig) -> UntunedDelta:
+def attach(model: nn.Module, structure: Structure, config: UntunedConfig) -> ProbeDelta:
+    """Nothing attached (the probe's empty delta, under this method's name); every base
+    parameter frozen."""
     config.validate()
-    delta = UntunedDelta(model, structure, "untuned", config)
+    delta = ProbeDelta(model, structure, "untuned", config)
     freeze(model, delta)
     return delta
 
