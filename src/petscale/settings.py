@@ -128,7 +128,7 @@ class TrialConfig:
             in_id="when set",  # so that the ids of studies written before it stay the same
         ),
     )
-    seed: int = _setting(0, Rule("Seed for data order, initialisation and masks."))
+    seed: int = _setting(0, Rule("Seed for data order, initialisation and masks.", minimum=0))
     schedule: str | None = _setting(
         None,
         Rule(

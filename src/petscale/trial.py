@@ -138,6 +138,8 @@ def run_trial(
     resolve_head(cfg["head"], not answers_in_words(cfg["model"]), cfg["model"])
     if out is not None:
         check_out(Path(out))
+    if cfg["precision"] == "fp16" and not torch.cuda.is_available():
+        raise UserError("--precision fp16 needs a GPU (CUDA); on a CPU use bf16 or no")
     started = time.perf_counter()
     track = track or tracking.Tracking.from_env()
     accelerator = Accelerator(
@@ -246,6 +248,7 @@ def run_trial(
         "eval_limit": cfg["eval_limit"],
         "lr": lr,
         "schedule": train_config.schedule,
+        "precision": cfg["precision"],
         "seed": cfg["seed"],
         "metric": spec.metric,
         "random_guess": spec.random_guess(),

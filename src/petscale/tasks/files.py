@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,17 @@ def _row(
 ) -> tuple[str, Example, str]:
     row = table.rows[i]
     for column in (*fields, label_field):
-        if row.get(column) is None:
+        value = row.get(column)
+        if value is None:
             raise UserError(f"{table.where(i)}: no value for column {column!r}")
+        # a JSON line may hold anything: an object, a list or NaN is no text and no label
+        if isinstance(value, dict | list) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            raise UserError(
+                f"{table.where(i)}: the {column!r} value is {json.dumps(value)[:40]}, not text; "
+                "give a string (or a number, for a label)"
+            )
     label = str(row[label_field]).strip()
     if not label:  # an empty cell would become a class of its own
         raise UserError(
