@@ -226,12 +226,9 @@ def run_trial(
         accelerator.log({"dev_score": result.curve[0][1]}, step=0)  # no-op without trackers
     has_test = bool(features.get("test"))
     test_score = score("test") if has_test else None
+    # what the analyses' floors and intervals need: examples scored, majority-class share
+    evaluated = {split: scored(split) for split in ("dev", "test") if split == "dev" or has_test}
     classifies = spec.kind == "classification"
-    scored_labels = {
-        split: [splits[split][i]["label"] for i in scored(split)] if classifies else scored(split)
-        for split in ("dev", "test")
-        if split == "dev" or has_test
-    }
     report = {
         "model": cfg["model"],
         "task": cfg["task"],
@@ -252,11 +249,12 @@ def run_trial(
         "seed": cfg["seed"],
         "metric": spec.metric,
         "random_guess": spec.random_guess(),
-        # what the analyses' floors and intervals need: examples scored, majority-class share
-        **{f"{split}_examples": len(labels) for split, labels in scored_labels.items()},
+        **{f"{split}_examples": len(kept) for split, kept in evaluated.items()},
         **{
-            f"{split}_majority": majority_share(labels) if classifies else None
-            for split, labels in scored_labels.items()
+            f"{split}_majority": (
+                majority_share([splits[split][i]["label"] for i in kept]) if classifies else None
+            )
+            for split, kept in evaluated.items()
         },
         "dev_score": result.curve[-1][1],
         "test_score": test_score,

@@ -107,13 +107,9 @@ def findings(
     """The study's findings on its table ``df``; ``transfer`` is a ``transfer_matrix`` (from
     ``evaluate_transfer``), without which the transfer finding is not tested."""
     resampled = resampled_cells(df, draws=draws)
-    study = _Study(
-        df,
-        aggregate(df, draws=draws),
-        resampled,
-        threshold_draws(df, draws=draws, resampled=resampled),
-        draws,
-    )
+    cells = aggregate(df, draws=draws)
+    thresholds = threshold_draws(df, draws=draws, resampled=resampled, cells=cells)
+    study = _Study(df, cells, resampled, thresholds, draws)
     return [
         _finding(
             "methods_converge",

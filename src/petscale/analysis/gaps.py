@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from petscale.analysis.curves import FIXED
+from petscale.analysis.thresholds import full_cell
 
 #: A slope smaller than this (score units per decade of model size: half a point) is "flat".
 FLAT_SLOPE = 0.005
@@ -74,17 +75,13 @@ def gaps(df: pd.DataFrame, score: str = "dev_score") -> pd.DataFrame:
 
 
 def _full_score(full: pd.DataFrame, reference: str, score: str) -> float:
-    """The mean score of full fine-tuning's cell under ``reference`` (else any of ``full``:
-    the model and task's); among several cells, the one with the most seeds, then the first
-    id (as ``thresholds.full_cell``)."""
+    """The mean score of full fine-tuning's cell under ``reference`` (``thresholds.full_cell``;
+    ``full``: the model and task's full fine-tuning trials)."""
     full = full.dropna(subset=[score])
-    mine = full[full["reference"] == reference]
-    mine = full if mine.empty else mine
-    if mine.empty:
+    if full.empty:
         return math.nan
-    seeds = mine.groupby("cell")[score].size().reset_index(name="n")
-    chosen = seeds.sort_values(["n", "cell"], ascending=[False, True])["cell"].iloc[0]
-    return float(mine.loc[mine["cell"] == chosen, score].mean())
+    chosen = full_cell(full, reference, full["model"].iloc[0], full["task"].iloc[0])
+    return float(full.loc[full["cell"] == chosen, score].mean())
 
 
 def gap_trend(gaps_df: pd.DataFrame) -> pd.DataFrame:

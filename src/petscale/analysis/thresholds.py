@@ -82,16 +82,19 @@ def resampled_cells(df: pd.DataFrame, score: str = "dev_score", draws: int = DRA
     return Resampled(pd.concat([trial_values(df, score), floor_values]), draws)
 
 
-def full_cell(cells: pd.DataFrame, reference: str, model: str, task: str) -> str | None:
+def full_cell(table: pd.DataFrame, reference: str, model: str, task: str) -> str | None:
     """Full fine-tuning's cell for a reference: the one under the same reference, else any on
-    the same (model, task); among several, the one with the most seeds (then the first id)."""
-    full = cells[cells["method"] == "full"]
+    the same (model, task); among several, the one with the most seeds (then the first id).
+    ``table``: a row per cell (with its seed count ``n``) or a row per trial."""
+    full = table[table["method"] == "full"]
     mine = full[full["reference"] == reference]
     if mine.empty:
         mine = full[(full["model"] == model) & (full["task"] == task)]
     if mine.empty:
         return None
-    return str(mine.sort_values(["n", "cell"], ascending=[False, True])["cell"].iloc[0])
+    seeds = mine.groupby("cell")["n"].sum() if "n" in mine else mine.groupby("cell").size()
+    ranked = seeds.reset_index(name="seeds").sort_values(["seeds", "cell"], ascending=[False, True])
+    return str(ranked["cell"].iloc[0])
 
 
 def threshold_draws(
@@ -100,10 +103,12 @@ def threshold_draws(
     score: str = "dev_score",
     draws: int = DRAWS,
     resampled: Resampled | None = None,
+    cells: pd.DataFrame | None = None,
 ) -> ThresholdDraws:
-    """:func:`thresholds` with each threshold's replicates, for the findings' intervals."""
+    """:func:`thresholds` with each threshold's replicates, for the findings' intervals
+    (``resampled`` and ``cells``, the ``aggregate``, where the caller has them already)."""
     resampled = resampled or resampled_cells(df, score, draws)
-    cells = aggregate(df, score, draws)
+    cells = aggregate(df, score, draws) if cells is None else cells
     floors = floor_rows(df, score).groupby("reference")["kind"].agg(_commonest)
     rows, replicates = [], {}
     tuned = cells[~cells["method"].isin(FIXED) & (cells["budget"] > 0)]
