@@ -21,7 +21,10 @@ PACKAGE = "petscale"
 #: imports it needs.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # ground floor: no model, no task, no method
-    ("errors", "paths", "formatting", "folders", "hub", "ids", "surgery", "tracking"),
+    (
+        *("errors", "checks", "paths", "formatting", "folders", "hub", "ids", "surgery"),
+        *("results", "tracking"),
+    ),
     ("tasks",),
     ("zoo",),  # model names, loading, structure maps and families
     ("methods",),  # deltas: one module per method

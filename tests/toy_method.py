@@ -9,7 +9,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from petscale.methods.base import Delta, MethodConfig, Unmergeable, freeze, positive
+from petscale.methods.base import Delta, Unmergeable, freeze
+from petscale.methods.configs import MethodConfig, positive
 from petscale.zoo.structure import Structure
 
 

@@ -9,6 +9,7 @@ delta = petscale.attach(my_model, "lora", rank=8)   # your own model and loop
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def tune(
         **trial,
     }
     tracking = Tracking.of(track, track_dir)
-    return run_trial(config, progress=progress, out=out, track=tracking)
+    return run_trial(config, progress=progress, out=out, track=tracking).to_dict()
 
 
 def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
@@ -69,15 +70,15 @@ def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """
     run = read_run(folder)
     trial = normalize(run.trial)
-    spec = get_task(trial["task"], **trial["task_options"]).spec
+    spec = get_task(trial.task, **trial.task_options).spec
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
-        torch.manual_seed(trial["seed"])  # a model without a checkpoint is drawn as the run drew it
-        built = build_model({**trial, "method": run.method}, spec, run.options)
+        torch.manual_seed(trial.seed)  # a model without a checkpoint is drawn as the run drew it
+        built = build_model(dataclasses.replace(trial, method=run.method), spec, run.options)
     model = built.loaded.model
     head = head_parameters(model, built.structure)
     check_model(run, built.total_params)
     check_fits(run, "delta", run.delta, built.delta.state_dict())
-    check_fits(run, "head", run.head, head, exact=trial["head"] == "trainable")
+    check_fits(run, "head", run.head, head, exact=trial.head == "trainable")
     check_fits(run, "base weights", run.base, built.loaded.fresh, exact=False)
     with torch.no_grad():
         for name, tensor in run.base.items():

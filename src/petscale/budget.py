@@ -9,7 +9,6 @@ specs all size through :func:`resolve_config`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -17,15 +16,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from petscale.checks import finite, is_a
 from petscale.errors import UserError
 from petscale.methods import (
-    Delta,
     MethodConfig,
     check_match,
+    config_class,
     get_method,
     make_config,
-    option_names,
+    sizing,
 )
+from petscale.methods.base import Delta
 from petscale.zoo.structure import Structure, structure_of
 
 #: The largest size a budget search tries (a rank or bottleneck beyond this is never useful).
@@ -52,26 +53,26 @@ def count_method(model: nn.Module, method: str, config: MethodConfig) -> int:
 def check_options(method: str, options: Mapping[str, Any]) -> None:
     """Every check a method's options get without a model: known names, finite numbers, the
     method's own validation, and a budget never given with the size it picks."""
-    hints = typing.get_type_hints(get_method(method).config_class)
+    hints = typing.get_type_hints(config_class(method))
     for name, value in options.items():
         flag = f"--{name.replace('_', '-')}"
         finite(flag, value)
-        if name in hints and not _has_type(value, hints[name]):
+        if name in hints and not is_a(value, hints[name]):
             kind = " or ".join(t.__name__ for t in typing.get_args(hints[name]) or [hints[name]])
             raise UserError(f"{flag} takes {kind.replace('NoneType', 'nothing')}, got {value!r}")
-    if native_budget(method):
+    if sizing(method) == "native":
         make_config(method, dict(options))  # the config checks its own budget and match
         return
     if "budget" in options and "match" in options:
         raise UserError("give either --budget or --match, not both")
     if "match" in options:
         check_match(options["match"])
-    sizing = {k for k in ("budget", "match") if k in options}
-    if not sizing:
+    given = {k for k in ("budget", "match") if k in options}
+    if not given:
         make_config(method, dict(options))
         return
-    flag = "--" + sizing.pop()
-    knob = get_method(method).config_class.size_option
+    flag = "--" + given.pop()
+    knob = config_class(method).size_option
     if knob is None:
         raise UserError(f"method {method!r} has no size to fit {flag} to; drop {flag}")
     if knob in options:
@@ -79,11 +80,6 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
     if options.get("budget", 1) <= 0:
         raise UserError(f"--budget must be positive, got {options['budget']}")
     make_config(method, {k: v for k, v in options.items() if k not in ("budget", "match")})
-
-
-def native_budget(method: str) -> bool:
-    """Whether the method's config holds its budget itself (APET's K) rather than a size."""
-    return "budget" in option_names(method)
 
 
 def match_budget(model: nn.Module, target: str) -> int:
@@ -97,40 +93,24 @@ def match_budget(model: nn.Module, target: str) -> int:
 
 def _native_budget(model: nn.Module, method: str, config: MethodConfig) -> MethodConfig:
     # K of a method that holds its budget: given, else the count of its match (or default one).
-    if not native_budget(method) or config.budget is not None:
+    if sizing(method) != "native" or config.budget is not None:
         return config
     target = config.match or type(config).default_match
     return dataclasses.replace(config, budget=match_budget(model, target), match=None)
-
-
-def _has_type(value: Any, hint: Any) -> bool:
-    # A whole number is a fine float; True is no number (YAML reads `yes` as True).
-    kinds = typing.get_args(hint) or (hint,)
-    if float in kinds:
-        kinds = (*kinds, int)
-    return not isinstance(value, bool) and isinstance(value, tuple(k for k in kinds if k))
-
-
-def finite(name: str, value: Any) -> None:
-    """A number a user gave must be finite and fit a 64-bit integer or float (torch's range)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{name} must be a finite number, got {value}")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-        raise UserError(f"{name} {value} is too large; use a number below 2**63")
 
 
 def resolve_config(model: nn.Module, method: str, options: dict[str, Any]) -> MethodConfig:
     """The sizing step: the method's config, ``match`` resolved to a budget and a budget to
     the method's size (or APET's K), checked against ``model``."""
     check_options(method, options)
-    if native_budget(method):
+    if sizing(method) == "native":
         return _native_budget(model, method, make_config(method, options))
     options = dict(options)
     if "match" in options:
         options["budget"] = match_budget(model, options.pop("match"))
     if "budget" not in options:
         config = make_config(method, options)
-        knob = get_method(method).config_class.size_option
+        knob = config_class(method).size_option
         if knob in options:  # a size the user chose must not outgrow the model
             twin = _meta_twin_of(model)
             count, total = count_method(twin, method, config), model_size(twin)
@@ -156,8 +136,8 @@ def fit_budget(model: nn.Module, method: str, options: dict[str, Any], budget: i
     A budget larger than the model, or than the method can use on it (BitFit's biases), is a
     UserError: no size fits it, and a size searched for it could exhaust memory.
     """
-    config_class = get_method(method).config_class
-    knob = config_class.size_option
+    declared = config_class(method)
+    knob = declared.size_option
     if knob is None:
         raise UserError(f"method {method!r} has no size to fit --budget to; drop --budget")
     if knob in options:
@@ -171,7 +151,7 @@ def fit_budget(model: nn.Module, method: str, options: dict[str, Any], budget: i
             f"--budget {budget:,} is larger than the model ({total:,} parameters); lower it"
         )
     # A knob the model bounds (BitFit's number of blocks) is never tried past its maximum.
-    bound = config_class.max_size(structure_of(twin))
+    bound = declared.max_size(structure_of(twin))
     largest = min(MAX_SIZE, bound or MAX_SIZE)
 
     def count(size: int) -> int:

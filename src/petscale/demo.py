@@ -10,24 +10,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from petscale.study.spec import Spec, check_names, expand, load_spec
-from petscale.study.store import keep_spec
-
 DEMO_SPEC = "studies/demo.yaml"
 
 
 def demo_spec_path() -> Path:
     """The bundled demo spec (package data)."""
     return Path(str(resources.files("petscale").joinpath(DEMO_SPEC)))
-
-
-def demo_grid() -> tuple[Spec, list[dict]]:
-    """The demo's spec and its trial configs, checked against the models and tasks here."""
-    spec = load_spec(demo_spec_path())
-    check_names(spec)
-    return spec, expand(spec)
-
-
-def prepare(folder: Path) -> None:
-    """Keep the spec beside the store, so the report shows what ran."""
-    keep_spec(demo_spec_path(), folder)

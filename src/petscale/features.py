@@ -12,9 +12,11 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase
 
@@ -61,9 +63,8 @@ def encode_splits(
     if key in _memory:
         return _memory[key]
     path = cache_dir() / "features" / f"{key}.safetensors"
-    if path.is_file():
-        features = _read(path)
-    else:
+    features = _read(path) if path.is_file() else None
+    if features is None:
         features = {
             name: [answerer.encode(ex) for ex in examples] for name, examples in splits.items()
         }
@@ -84,15 +85,31 @@ def _write(path: Path, features: dict[str, list[Features]]) -> None:
             tensors[f"{split}/{field}/values"] = torch.tensor(
                 [x for v in values for x in v], dtype=torch.int32
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    save_file(tensors, tmp)
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        save_file(tensors, tmp)
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as err:  # a full disk: the run goes on, uncached
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        warnings.warn(
+            f"could not cache the tokenized splits in {path.parent} ({err}); going on without",
+            stacklevel=3,
+        )
 
 
-def _read(path: Path) -> dict[str, list[Features]]:
-    tensors = load_file(path)
+def _read(path: Path) -> dict[str, list[Features]] | None:
+    """The cached features, or None where the file is damaged (then tokenized again)."""
+    try:
+        return _columns(load_file(path))
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError):
+        return None
+
+
+def _columns(tensors: dict[str, torch.Tensor]) -> dict[str, list[Features]]:
     columns: dict[str, dict[str, list[list[int]]]] = {}
     for key in tensors:
         split, field, part = key.split("/")

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from petscale.checks import one_of
 from petscale.errors import UserError
 from petscale.surgery import call_kwargs
 from petscale.zoo.structure import Structure
@@ -34,8 +35,7 @@ POOLINGS = ("auto", "cls", "mean")
 
 def resolve_pooling(requested: str, declared: str, structure: Structure) -> str:
     """The pooling a trial uses: ``requested``, with ``auto`` meaning the checkpoint's own."""
-    if requested not in POOLINGS:
-        raise UserError(f"--pooling must be one of {', '.join(POOLINGS)}, got {requested!r}")
+    one_of("--pooling", requested, POOLINGS)
     if structure.kind != "encoder":
         if requested == "mean":
             raise UserError(

@@ -22,8 +22,10 @@ and dtype against what the rebuilt model needs, and the model's size against the
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import typing
@@ -32,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
+from petscale.checks import is_a
 from petscale.errors import UserError
 from petscale.folders import recover, swap_in
 from petscale.methods.base import Delta, read_json_object, read_saved
-from petscale.settings import DEFAULTS
+from petscale.settings import HINTS, RULES, kind
 from petscale.zoo.registry import is_local_folder
 
 HEAD_PREFIX = "head/"
@@ -98,12 +102,15 @@ def save_run(
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         _write(staging, delta, tensors, files)
-    except OSError as err:
-        if staging is not None:
+    except BaseException as err:
+        if staging is not None:  # no half-written staging folder is left behind
             shutil.rmtree(staging, ignore_errors=True)
+        if not isinstance(err, OSError):
+            raise
         kept = _keep_elsewhere(out, err, delta, tensors, files)
         raise UserError(
-            f"could not write the run to {out} ({err.strerror or err}); it was kept in {kept}"
+            f"could not write the run to {out} ({err.strerror or err}); nothing was written "
+            f"there, and the run was kept in {kept}"
         ) from err
     try:
         swap_in(staging, out)
@@ -117,7 +124,10 @@ def save_run(
 def _write(
     folder: Path, delta: Delta, tensors: dict[str, torch.Tensor], files: dict[str, Any]
 ) -> None:
-    delta.save(folder, extra=tensors)
+    try:
+        delta.save(folder, extra=tensors)
+    except SafetensorError as err:  # how safetensors says a write failed (a full disk ...)
+        raise _os_error(err) from err
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content, indent=2) + "\n")
 
@@ -135,9 +145,17 @@ def _keep_elsewhere(
             shutil.rmtree(kept, ignore_errors=True)
         raise UserError(
             f"could not write the run to {out} ({err.strerror or err}) nor to a temporary "
-            f"folder ({second.strerror or second}); the scores: {json.dumps(files['metrics.json'])}"
+            f"folder ({second.strerror or second}); nothing was kept; the scores: "
+            f"{json.dumps(files['metrics.json'])}"
         ) from err
     return kept
+
+
+def _os_error(err: SafetensorError) -> OSError:
+    """The OSError inside safetensors' error for a failed write (``... (os error 28)``)."""
+    found = re.search(r"os error (\d+)", str(err))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, os.strerror(code) if found else str(err))
 
 
 def portable(trial: dict[str, Any]) -> dict[str, Any]:
@@ -187,19 +205,14 @@ def read_run(folder: str | Path) -> SavedRun:
     )
 
 
-#: trial settings whose default is None, and the type they hold when set
-_UNSET_TYPES: dict[str, type] = {"steps": int, "lr": float, "schedule": str}
-
-
 def _check_trial(folder: Path, trial: dict[str, Any]) -> None:
     for key in ("model", "task"):
         if not isinstance(trial.get(key), str) or not trial[key]:
             raise UserError(f"{folder}/trial.json: {key!r} must be a name or path (a string)")
     for key, value in trial.items():
-        wanted = _UNSET_TYPES.get(key) or type(DEFAULTS.get(key))
-        if key in DEFAULTS and value is not None and not _is_a(value, wanted):
+        if key in RULES and value is not None and not is_a(value, HINTS[key]):
             raise UserError(
-                f"{folder}/trial.json: {key!r} must be {wanted.__name__}, got {value!r}"
+                f"{folder}/trial.json: {key!r} must be {kind(key).__name__}, got {value!r}"
             )
     for key, value in trial.get("task_options", {}).items():
         if value is not None and not isinstance(value, str):
@@ -224,8 +237,7 @@ def _check_options(folder: Path, method: str, options: dict[str, Any]) -> None:
         raise UserError(f"{folder}/delta.json: {method} has no option(s) {unknown}")
     for field in dataclasses.fields(config_class):
         value = options.get(field.name)
-        allowed = typing.get_args(types[field.name]) or (types[field.name],)
-        if field.name in options and not any(_is_a(value, t) for t in allowed):
+        if field.name in options and not is_a(value, types[field.name]):
             raise UserError(
                 f"{folder}/delta.json: option {field.name!r} of {method} cannot be {value!r}"
             )
@@ -233,17 +245,6 @@ def _check_options(folder: Path, method: str, options: dict[str, Any]) -> None:
         make_config(method, options)  # the method's own checks (a positive rank ...)
     except UserError as err:
         raise UserError(f"{folder}/delta.json: {err}") from err
-
-
-def _is_a(value: Any, kind: type) -> bool:
-    """isinstance for JSON values: an int is a float too, a bool is no number."""
-    if kind is type(None):
-        return value is None
-    if isinstance(value, bool):
-        return kind is bool
-    if kind is float:
-        return isinstance(value, int | float)
-    return isinstance(value, kind)
 
 
 def check_fits(
@@ -274,7 +275,7 @@ def check_fits(
 def check_model(run: SavedRun, total_params: int) -> None:
     """The model rebuilt from the run's ``model`` is the size the run was trained on."""
     trained_on = run.metrics.get("total_params")
-    if not _is_a(trained_on, int) and trained_on is not None:
+    if not is_a(trained_on, int) and trained_on is not None:
         raise UserError(f"{run.folder}/metrics.json: total_params must be an integer")
     if trained_on is not None and trained_on != total_params:
         raise UserError(

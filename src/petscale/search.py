@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,7 +29,10 @@ from petscale.analysis.table import load_results
 from petscale.analysis.thresholds import BELOW, BRACKETED, NOT_REACHED
 from petscale.errors import UserError
 from petscale.ids import trial_id
+from petscale.methods import reference_method, sizing
+from petscale.study.runners import Events
 from petscale.study.spec import MethodEntry, Spec, check_counts, expand
+from petscale.study.workflow import Runner, execute, plan, start
 
 #: Runs a list of trial configs into the study store (done ones are skipped).
 RunFn = Callable[[list[dict[str, Any]]], Any]
@@ -57,7 +62,7 @@ def search_thresholds(
     fits = fits or _fits
     spec = with_full_reference(spec)
     configs = {trial_id(c): c for c in expand(spec)}
-    if not any(c["method"] == "apet" for c in configs.values()):
+    if not any(sizing(c["method"]) == "native" for c in configs.values()):
         raise UserError("a threshold search tunes APET: add apet to the spec's methods")
     for _ in range(settings.rounds + 1):
         run(list(configs.values()))
@@ -70,14 +75,15 @@ def search_thresholds(
             break
     table = _table(folder, configs)
     found = thresholds(table, tolerance=settings.tolerance)
-    return found[found["structure"].str.startswith("apet")].reset_index(drop=True)
+    return found[found["structure"].isin(_searched(table))].reset_index(drop=True)
 
 
 def with_full_reference(spec: Spec) -> Spec:
     """The spec with full fine-tuning added: the high threshold is measured against it."""
-    if any(entry.name == "full" for entry in spec.methods):
+    reference = reference_method()
+    if any(entry.name == reference for entry in spec.methods):
         return spec
-    return dataclasses.replace(spec, methods=(*spec.methods, MethodEntry("full", {}, None)))
+    return dataclasses.replace(spec, methods=(*spec.methods, MethodEntry(reference, {}, None)))
 
 
 def next_configs(
@@ -86,7 +92,7 @@ def next_configs(
     """The APET trials of the next round: one budget per open threshold, every seed."""
     found = thresholds(table, tolerance=settings.tolerance)
     out = []
-    for _, row in found[found["structure"].str.startswith("apet")].iterrows():
+    for _, row in found[found["structure"].isin(_searched(table))].iterrows():
         cell = table[
             (table["model"] == row["model"])
             & (table["task"] == row["task"])
@@ -105,6 +111,12 @@ def next_configs(
             if budget is not None:
                 out += [_with_budget(configs[tid], budget) for tid in cell["trial_id"]]
     return out
+
+
+def _searched(table: pd.DataFrame) -> set[str]:
+    """The structures the search sizes: those of methods holding their own budget (APET)."""
+    native = table["method"].map(lambda name: sizing(name) == "native").astype(bool)
+    return set(table.loc[native, "structure"])
 
 
 def next_budget(
@@ -151,3 +163,24 @@ def _table(folder: Any, configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """The done trials of this search (the store may hold other studies' trials too)."""
     table = load_results(folder)
     return table[table["trial_id"].isin(configs)].reset_index(drop=True)
+
+
+def search(
+    spec: str | Path,
+    folder: str | Path | None = None,
+    settings: SearchSettings | None = None,
+    runner: Runner = Runner(),
+    events: Callable[[int], AbstractContextManager[Events | None]] | None = None,
+) -> tuple[pd.DataFrame, Path]:
+    """``petscale study thresholds`` as a function: the study's checks and its folder as
+    ``study run`` makes them (:func:`petscale.study.workflow.plan`), then the search; each
+    round's trials report to ``events(number of trials)`` where given. Returns the thresholds
+    and the study folder."""
+    planned = plan(spec, folder, runner)
+    start(planned, runner)
+
+    def run_round(configs: list[dict[str, Any]]) -> None:
+        with events(len(configs)) if events else nullcontext() as watcher:
+            execute(planned, runner, watcher, configs)
+
+    return search_thresholds(planned.folder, planned.spec, run_round, settings), planned.folder

@@ -14,14 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from petscale.budget import finite
+from petscale.checks import at_least, finite, learning_rate
 from petscale.errors import UserError
 from petscale.tasks import DEFAULT_TASK
 from petscale.zoo.registry import DEFAULT_MODEL
 
-#: The largest useful learning rate: AdamW's useful rates are below 1 (prompt tuning's about
-#: 0.3), and its first step overflows near 1e37.
-MAX_LR = 10.0
 PRECISIONS = ("no", "bf16", "fp16")
 #: A task's own options (user files and hub copies), passed to ``tasks.get_task``.
 TASK_OPTIONS = ("data_dir", "text_field", "text_pair_field", "label_field", "encoding")
@@ -45,13 +42,6 @@ def _schedules() -> tuple[str, ...]:
     return SCHEDULES
 
 
-def _learning_rate(value: float, flag: str) -> None:
-    if not value > 0:
-        raise UserError(f"{flag} must be positive, got {value}")
-    if value > MAX_LR:
-        raise UserError(f"{flag} {value} is far above any useful rate; use at most {MAX_LR}")
-
-
 @dataclass(frozen=True)
 class Rule:
     """How one setting is checked, shown and hashed."""
@@ -59,7 +49,7 @@ class Rule:
     help: str
     minimum: int | None = None  # whole numbers: the smallest allowed
     choices: Callable[[], tuple[str, ...]] | None = None  # called when checked (lazy imports)
-    check: Callable[[Any, str], None] | None = None  # any other check: (value, --flag)
+    check: Callable[[str, Any], None] | None = None  # any other check: (--flag, value)
     tune: bool = True  # a ``petscale tune`` option (and an API keyword)
     study: bool = False  # a study spec key (the grid's axes model/task/method/seed are not)
     in_id: str = "always"  # in a trial's hashed config: "always", "when set" or "never"
@@ -110,7 +100,7 @@ class TrialConfig:
     batch_size: int = _setting(32, Rule("Training batch size.", minimum=1, study=True))
     lr: float | None = _setting(
         None,
-        Rule("Learning rate (default: the method's).", study=True, check=_learning_rate),
+        Rule("Learning rate (default: the method's).", study=True, check=learning_rate),
     )
     max_length: int = _setting(
         128, Rule("Truncate inputs to this many tokens.", minimum=1, study=True)
@@ -175,6 +165,8 @@ class TrialConfig:
 
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(TrialConfig)
 RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in FIELDS}
+#: Each setting's type hint (``int | None`` ...), for values read back from files.
+HINTS: dict[str, Any] = typing.get_type_hints(TrialConfig)
 DEFAULTS: dict[str, Any] = TrialConfig().to_dict()
 #: Settings that ``tune`` and ``petscale.tune(...)`` take by name (the rest are their options).
 TUNE_SETTINGS = tuple(
@@ -191,7 +183,7 @@ WHEN_SET = tuple(n for n, r in RULES.items() if r.in_id == "when set")
 
 def kind(name: str) -> type:
     """The setting's value type (int, float, str or Mapping), None aside."""
-    hint = typing.get_type_hints(TrialConfig)[name]
+    hint = HINTS[name]
     if isinstance(hint, types.UnionType):
         hint = next(k for k in typing.get_args(hint) if k is not type(None))
     return typing.get_origin(hint) or hint
@@ -201,10 +193,9 @@ def check(name: str, value: Any, flag: str) -> None:
     """One setting's check, its message in command-line words (``flag``)."""
     rule = RULES[name]
     finite(flag, value)
-    if rule.minimum is not None and value < rule.minimum:
-        what = "must be positive" if rule.minimum == 1 else f"must be >= {rule.minimum}"
-        raise UserError(f"{flag} {what}, got {value}")
+    if rule.minimum is not None:
+        at_least(flag, value, rule.minimum)
     if rule.choices is not None and value not in rule.choices():
         raise UserError(f"{flag} must be one of {', '.join(rule.choices())}")
     if rule.check is not None:
-        rule.check(value, flag)
+        rule.check(flag, value)

@@ -17,21 +17,13 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import is_mlflow_available, is_tensorboard_available, is_wandb_available
 
+from petscale.checks import is_number
 from petscale.errors import UserError
+from petscale.results import FINAL_KEYS
 
 ENV_TRACK = "PETSCALE_TRACK"  # comma-separated tracker names
 ENV_DIR = "PETSCALE_TRACK_DIR"
 DEFAULT_DIR = "runs/track"
-# Results logged once at the end (the dev curve and the loss are logged as training goes).
-FINAL = (
-    "test_score",
-    "trainable_params",
-    "head_params",
-    "total_params",
-    "seconds",
-    "step_seconds",
-    "peak_memory_mb",
-)
 # Tracker name -> (is it installed?, how to install it).
 TRACKERS = {
     "tensorboard": (is_tensorboard_available, "pip install 'petscale[track]'"),
@@ -82,10 +74,11 @@ def start(accelerator: Accelerator, config: Mapping[str, Any], name: str) -> Non
 
 
 def finish(accelerator: Accelerator, result: Mapping[str, Any]) -> None:
-    """Log the final results (``FINAL``) at the last step and close the run."""
+    """Log the final results (``petscale.results.FINAL_KEYS``) at the last step and close the
+    run."""
     if not accelerator.log_with:
         return
-    scalars = {k: result[k] for k in FINAL if isinstance(result.get(k), int | float)}
+    scalars = {k: result[k] for k in FINAL_KEYS if is_number(result.get(k))}
     accelerator.log(scalars, step=result.get("steps"))
     accelerator.end_training()
 

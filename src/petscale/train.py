@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
@@ -25,6 +27,9 @@ SCHEDULES = ("linear", "constant")
 LENGTH_GROUP = 50
 #: On an accelerator the losses are read back (a host sync) every this many steps, not each.
 SYNC_EVERY = 25
+#: Where accelerate's own wrapper shards the model and reduces the gradients (not tested here);
+#: everywhere else (one process, or data parallel over CPUs or GPUs) the loop reduces them.
+WRAPPED = (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM)
 
 
 class Diverged(UserError):
@@ -89,6 +94,14 @@ def batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> 
             yield cut[i]
 
 
+def shard(batch: list[int], rank: int, processes: int) -> list[int]:
+    """Process ``rank``'s share of a global batch: a contiguous slice (the batch is sorted by
+    length, so each share pads less); the shares differ by one example at most, and a batch
+    smaller than the number of processes leaves some shares empty."""
+    size = len(batch)
+    return batch[rank * size // processes : (rank + 1) * size // processes]
+
+
 def feature_length(features: Features) -> int:
     """The tokens an example contributes to a padded batch (all its fields, all formats)."""
     return sum(len(v) for v in features.values())
@@ -139,12 +152,27 @@ def train(
     """Train ``params`` (and nothing else) for ``config.steps`` steps.
 
     ``accelerator`` places the model and batches and applies mixed precision, so the same loop
-    runs on a CPU, one GPU or several.
+    runs on a CPU, one GPU or several. Over several processes (``accelerate launch``,
+    ``torchrun``) every process draws the same global batch of ``config.batch_size`` and takes
+    its share (``shard``); the gradients of ``params`` and the loss are summed over the
+    processes, each weighted by its share, so every process takes the step one process would
+    take on the whole batch (exactly, for a loss that is a mean over examples) and the model
+    itself is never wrapped: evaluation and generation see it as it is, on every process.
     """
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    # Stepped here once per step: accelerate's wrapper would step it once per process.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    processes, rank = accelerator.num_processes, accelerator.process_index
+    wrapped = accelerator.distributed_type in WRAPPED
+    if wrapped:
+        model, optimizer = accelerator.prepare(model, optimizer)
+    else:  # placed, mixed precision applied; no DistributedDataParallel wrapper
+        model = accelerator.prepare_model(model, evaluation_mode=True)
+        optimizer = accelerator.prepare_optimizer(optimizer)
+        if processes > 1:  # every process starts from the same tensors, as DDP would
+            for p in params:
+                dist.broadcast(p.data, src=0)
     device = accelerator.device
     lengths = [feature_length(f) for f in train_features]
     order = batches(lengths, config.batch_size, torch.Generator().manual_seed(config.seed))
@@ -158,14 +186,24 @@ def train(
         task = bar.add_task("training", total=config.steps, loss=math.nan, dev=math.nan)
         for step in range(1, config.steps + 1):
             step_start = time.perf_counter()
-            batch = to_device(answerer.collate([train_features[i] for i in next(order)]), device)
-            with accelerator.autocast():
-                loss = answerer.loss(model, batch)
-            accelerator.backward(loss)
+            drawn = next(order)
+            mine = shard(drawn, rank, processes)
+            share = len(mine) / len(drawn)  # 1 on one process
+            if mine:
+                batch = to_device(answerer.collate([train_features[i] for i in mine]), device)
+                with accelerator.autocast():
+                    loss = answerer.loss(model, batch) * share
+                # a wrapper averages the gradients over the processes: undo its division
+                accelerator.backward(loss * processes if wrapped else loss)
+            else:  # fewer examples than processes: this one adds nothing, but still reduces
+                loss = torch.zeros((), device=device)
+            if processes > 1:
+                loss = _reduce(loss.detach().float(), [] if wrapped else params)
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
-            scheduler.step()
+            if not getattr(optimizer, "step_was_skipped", False):  # fp16: an overflow skipped it
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             train_seconds += time.perf_counter() - step_start
             pending.append((step, loss.detach()))
@@ -181,6 +219,18 @@ def train(
     result.seconds = time.perf_counter() - start
     result.step_seconds = train_seconds / max(1, config.steps)
     return result
+
+
+def _reduce(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
+    """Sum ``loss`` and the gradients of ``params`` over the processes, in place; returns the
+    summed loss (each process's loss is already weighted by its share of the batch)."""
+    for p in params:
+        if p.grad is None:  # this process had no example in the batch
+            p.grad = torch.zeros_like(p)
+    works = [dist.all_reduce(t, async_op=True) for t in [loss, *(p.grad for p in params)]]
+    for work in works:
+        work.wait()
+    return loss
 
 
 def _read_back(

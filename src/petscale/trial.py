@@ -3,12 +3,14 @@ batch size, max length, eval cadence, seed) -> scores, counts and costs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import sys
 import time
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from accelerate import Accelerator
 
 from petscale import tracking
 from petscale.answers import answerer_for
+from petscale.answers.base import Answerer, Features
 from petscale.budget import attach_method, check_options
 from petscale.errors import UserError
 from petscale.features import encode_splits
@@ -32,31 +35,32 @@ from petscale.ids import trial_id
 from petscale.methods import get_method, option_names
 from petscale.methods.base import Delta
 from petscale.pooling import resolve_pooling
+from petscale.results import TrialResult
 from petscale.run_folder import check_out, save_run
 from petscale.settings import TrialConfig
 from petscale.tasks import get_task
-from petscale.tasks.base import TaskSpec
+from petscale.tasks.base import Splits, TaskSpec
 from petscale.train import TrainConfig, TrainResult, evaluate, peak_memory_mb, train
 from petscale.zoo.loader import LoadedModel, load_model
 from petscale.zoo.registry import shape_config
 from petscale.zoo.structure import Structure, position_limit, structure_of
 
 
-def normalize(config: dict[str, Any]) -> dict[str, Any]:
+def normalize(config: Mapping[str, Any]) -> TrialConfig:
     """Fill defaults and check values (:class:`petscale.settings.TrialConfig`) and the method's
     options; unknown keys are errors. A max length past the model's positions is lowered."""
-    out = TrialConfig.parse(config).to_dict()
-    get_method(out["method"])
-    check_options(out["method"], out["options"])  # before any data or weights are loaded
-    limit = _positions(out["model"])
-    if limit is not None and out["max_length"] > limit:
+    cfg = TrialConfig.parse(config)
+    get_method(cfg.method)
+    check_options(cfg.method, cfg.options)  # before any data or weights are loaded
+    limit = _positions(cfg.model)
+    if limit is not None and cfg.max_length > limit:
         print(
-            f"note: {out['model']} has {limit} positions; --max-length {out['max_length']} "
+            f"note: {cfg.model} has {limit} positions; --max-length {cfg.max_length} "
             f"lowered to {limit}",
             file=sys.stderr,
         )
-        out["max_length"] = limit
-    return out
+        cfg = dataclasses.replace(cfg, max_length=limit)
+    return cfg
 
 
 def _positions(model: str) -> int | None:
@@ -70,11 +74,11 @@ def _positions(model: str) -> int | None:
         return None
 
 
-def method_options(cfg: dict[str, Any]) -> dict[str, Any]:
+def method_options(cfg: TrialConfig) -> dict[str, Any]:
     """The method's options; a method with its own ``seed`` (APET's placement) gets the trial's."""
-    options = dict(cfg["options"])
-    if "seed" in option_names(cfg["method"]):
-        options.setdefault("seed", cfg["seed"])
+    options = dict(cfg.options)
+    if "seed" in option_names(cfg.method):
+        options.setdefault("seed", cfg.seed)
     return options
 
 
@@ -87,18 +91,18 @@ class BuiltModel:
     pooling: str  # what the head reads, resolved ("cls" or "mean")
 
 
-def build_model(cfg: dict[str, Any], spec: TaskSpec, options: dict[str, Any]) -> BuiltModel:
+def build_model(cfg: TrialConfig, spec: TaskSpec, options: dict[str, Any]) -> BuiltModel:
     """A trial's model: loaded, the method attached with ``options``, the head set up."""
-    loaded = load_model(cfg["model"], spec.kind, max(spec.num_labels, 1))
+    loaded = load_model(cfg.model, spec.kind, max(spec.num_labels, 1))
     structure = structure_of(loaded.model)
     total_params = sum(p.numel() for p in loaded.model.parameters())
-    delta = attach_method(loaded.model, cfg["method"], options, structure)
-    pooling = resolve_pooling(cfg["pooling"], loaded.pooling, structure)
+    delta = attach_method(loaded.model, cfg.method, options, structure)
+    pooling = resolve_pooling(cfg.pooling, loaded.pooling, structure)
     configure_head(
         loaded.model,
         structure,
-        cfg["head"],
-        cfg["seed"],
+        cfg.head,
+        cfg.seed,
         spec.label_words or spec.labels,
         loaded.tokenizer,
         pooling,
@@ -122,12 +126,49 @@ def majority_share(labels: list[Any]) -> float | None:
     return round(Counter(labels).most_common(1)[0][1] / len(labels), 6)
 
 
+@dataclass
+class Evaluation:
+    """How a trial scores a split: the same seeded subset of examples (``eval_limit``), the
+    task's metric, on the model's device. Transfer and the other re-scorings use it too."""
+
+    model: torch.nn.Module
+    answerer: Answerer
+    splits: Splits
+    features: dict[str, list[Features]]
+    metric: str
+    limit: int
+    batch_size: int
+    device: torch.device
+
+    def kept(self, split: str) -> list[int]:
+        """The indices of ``split`` this trial scores."""
+        return evaluation_subset(len(self.features[split]), self.limit)
+
+    def score(self, split: str) -> float:
+        kept = self.kept(split)
+        return evaluate(
+            self.model,
+            self.answerer,
+            [self.features[split][i] for i in kept],
+            [self.answerer.reference(self.splits[split][i]) for i in kept],
+            self.metric,
+            self.batch_size,
+            self.device,
+        )
+
+    def majority(self, split: str, classifies: bool) -> float | None:
+        """The majority-class share of the scored examples (None: not a classification)."""
+        if not classifies:
+            return None
+        return majority_share([self.splits[split][i]["label"] for i in self.kept(split)])
+
+
 def run_trial(
-    config: dict[str, Any],
+    config: Mapping[str, Any],
     progress: bool = False,
     out: str | Path | None = None,
     track: tracking.Tracking | None = None,
-) -> dict[str, Any]:
+) -> TrialResult:
     """Train and evaluate one configuration; write the trained delta to ``out`` if given.
 
     ``track`` (default: what ``PETSCALE_TRACK`` asks for) logs the curves to experiment
@@ -135,135 +176,111 @@ def run_trial(
     """
     cfg = normalize(config)
     # a head the model lacks (head frozen on a decoder) is refused before any weight loads
-    resolve_head(cfg["head"], not answers_in_words(cfg["model"]), cfg["model"])
+    resolve_head(cfg.head, not answers_in_words(cfg.model), cfg.model)
     if out is not None:
         check_out(Path(out))
-    if cfg["precision"] == "fp16" and not torch.cuda.is_available():
+    if cfg.precision == "fp16" and not torch.cuda.is_available():
         raise UserError("--precision fp16 needs a GPU (CUDA); on a CPU use bf16 or no")
     started = time.perf_counter()
     track = track or tracking.Tracking.from_env()
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
-        mixed_precision=cfg["precision"],
+        mixed_precision=cfg.precision,
         **(track.accelerator_options() if track else {}),
     )
-    run_name = f"{Path(cfg['model']).name}-{Path(cfg['task']).name}-{trial_id(config)}"
-    tracking.start(accelerator, cfg, run_name)
+    run_name = f"{Path(cfg.model).name}-{Path(cfg.task).name}-{trial_id(dict(config))}"
+    tracking.start(accelerator, cfg.to_dict(), run_name)
     device = accelerator.device
-    task = get_task(cfg["task"], **cfg["task_options"])
+    task = get_task(cfg.task, **cfg.task_options)
     spec = task.spec
     splits = task.splits()
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
     built = build_model(cfg, spec, method_options(cfg))
     loaded, structure, delta = built.loaded, built.structure, built.delta
     model = loaded.model
     model.to(device)
     every_head_param = head_parameters(model, structure)
-    head = every_head_param if cfg["head"] == "trainable" else {}
+    head = every_head_param if cfg.head == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
-    trains = type(delta.config).trains
-    if trains and not params:
+    method_config = type(delta.config)
+    if method_config.trains and not params:
         reason = (
-            f"the head is not trained (--head {cfg['head']})"
+            f"the head is not trained (--head {cfg.head})"
             if every_head_param
             else "this model has no classification head (it answers in words)"
         )
         raise UserError(
-            f"nothing to train: method {cfg['method']!r} adds no parameters and {reason}; "
+            f"nothing to train: method {cfg.method!r} adds no parameters and {reason}; "
             "pick a PET method, or --head trainable on an encoder"
         )
 
     answerer = answerer_for(
-        loaded.answer,
-        spec,
-        loaded.tokenizer,
-        cfg["max_length"],
-        max_new_tokens=cfg["max_new_tokens"],
+        loaded.answer, spec, loaded.tokenizer, cfg.max_length, max_new_tokens=cfg.max_new_tokens
     )
     features = encode_splits(answerer, loaded.tokenizer, splits)
-
-    def scored(split: str) -> list[int]:
-        return evaluation_subset(len(features[split]), cfg["eval_limit"])
-
-    def score(split: str) -> float:
-        kept = scored(split)
-        refs = [answerer.reference(splits[split][i]) for i in kept]
-        return evaluate(
-            model,
-            answerer,
-            [features[split][i] for i in kept],
-            refs,
-            spec.metric,
-            cfg["eval_batch_size"],
-            device,
-        )
-
-    steps = cfg["steps"] or math.ceil(len(features["train"]) / cfg["batch_size"])
-    lr = cfg["lr"] or type(delta.config).default_lr
-    train_config = TrainConfig(
-        steps=steps,
-        batch_size=cfg["batch_size"],
-        lr=lr,
-        schedule=cfg["schedule"] or type(delta.config).default_schedule,
-        eval_every=cfg["eval_every"],
-        seed=cfg["seed"],
+    evaluation = Evaluation(
+        model, answerer, splits, features, spec.metric, cfg.eval_limit, cfg.eval_batch_size, device
     )
-    if trains:
-        result = train(
+    train_config = TrainConfig(
+        steps=cfg.steps or math.ceil(len(features["train"]) / cfg.batch_size),
+        batch_size=cfg.batch_size,
+        lr=cfg.lr or method_config.default_lr,
+        schedule=cfg.schedule or method_config.default_schedule,
+        eval_every=cfg.eval_every,
+        seed=cfg.seed,
+    )
+    if method_config.trains:
+        trained = train(
             model,
             params,
             answerer,
             features["train"],
-            lambda: score("dev"),
+            lambda: evaluation.score("dev"),
             train_config,
             accelerator,
             progress,
         )
+        steps = train_config.steps
     else:  # the untuned model: scored as loaded, no step taken
         steps = 0
         model.eval()
-        result = TrainResult(curve=[(0, score("dev"))])
-        accelerator.log({"dev_score": result.curve[0][1]}, step=0)  # no-op without trackers
+        trained = TrainResult(curve=[(0, evaluation.score("dev"))])
+        accelerator.log({"dev_score": trained.curve[0][1]}, step=0)  # no-op without trackers
     has_test = bool(features.get("test"))
-    test_score = score("test") if has_test else None
-    # what the analyses' floors and intervals need: examples scored, majority-class share
-    evaluated = {split: scored(split) for split in ("dev", "test") if split == "dev" or has_test}
     classifies = spec.kind == "classification"
-    report = {
-        "model": cfg["model"],
-        "task": cfg["task"],
-        "method": cfg["method"],
-        "options": delta.config.to_dict(),
-        "head": cfg["head"],
-        "pooling": built.pooling,
-        "pretrained": loaded.pretrained,
-        "trainable_params": delta.trainable_params,
-        "head_params": head_count(model, structure),
-        "total_params": built.total_params,
-        "steps": steps,
-        "batch_size": cfg["batch_size"],
-        "eval_limit": cfg["eval_limit"],
-        "lr": lr,
-        "schedule": train_config.schedule,
-        "precision": cfg["precision"],
-        "seed": cfg["seed"],
-        "metric": spec.metric,
-        "random_guess": spec.random_guess(),
-        **{f"{split}_examples": len(kept) for split, kept in evaluated.items()},
-        **{
-            f"{split}_majority": (
-                majority_share([splits[split][i]["label"] for i in kept]) if classifies else None
-            )
-            for split, kept in evaluated.items()
-        },
-        "dev_score": result.curve[-1][1],
-        "test_score": test_score,
-        "curve": [list(point) for point in result.curve],
-        "seconds": round(time.perf_counter() - started, 3),
-        "step_seconds": round(result.step_seconds, 4),
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
-    }
-    if out is not None:
-        save_run(Path(out), delta, head, report, cfg, fresh=loaded.fresh)
-    tracking.finish(accelerator, report)
-    return report
+    result = TrialResult(
+        model=cfg.model,
+        task=cfg.task,
+        method=cfg.method,
+        options=delta.config.to_dict(),
+        head=cfg.head,
+        pooling=built.pooling,
+        pretrained=loaded.pretrained,
+        trainable_params=delta.trainable_params,
+        head_params=head_count(model, structure),
+        total_params=built.total_params,
+        steps=steps,
+        batch_size=cfg.batch_size,
+        eval_limit=cfg.eval_limit,
+        lr=train_config.lr,
+        schedule=train_config.schedule,
+        precision=cfg.precision,
+        seed=cfg.seed,
+        metric=spec.metric,
+        random_guess=spec.random_guess(),
+        # what the analyses' floors and intervals need: examples scored, majority-class share
+        dev_examples=len(evaluation.kept("dev")),
+        test_examples=len(evaluation.kept("test")) if has_test else None,
+        dev_majority=evaluation.majority("dev", classifies),
+        test_majority=evaluation.majority("test", classifies) if has_test else None,
+        dev_score=trained.curve[-1][1],
+        test_score=evaluation.score("test") if has_test else None,
+        curve=[list(point) for point in trained.curve],
+        seconds=round(time.perf_counter() - started, 3),
+        step_seconds=round(trained.step_seconds, 4),
+        peak_memory_mb=round(peak_memory_mb(device), 1),
+    )
+    if out is not None and accelerator.is_main_process:  # one writer over several processes
+        save_run(Path(out), delta, head, result.to_dict(), cfg.to_dict(), fresh=loaded.fresh)
+    tracking.finish(accelerator, result.to_dict())
+    return result

@@ -20,6 +20,7 @@ import pandas as pd
 
 from petscale.analysis.table import from_records
 from petscale.errors import UserError
+from petscale.methods import pattern_of
 from petscale.settings import CONFIG_KEYS, WHEN_SET, kind
 
 #: Columns every table needs (and one of ``BUDGET_COLUMNS``).
@@ -262,8 +263,9 @@ def _record(path: Path, n: int, row: dict[str, Any]) -> dict[str, Any]:
         shown = "empty" if score is None else score
         raise UserError(f"{where}: dev_score is {shown}; a done trial needs a finite dev score")
     record["options"] = options
-    if record["method"] == "apet" and options.get("pattern") is not None:
-        record["pattern"] = str(options["pattern"])
+    pattern = pattern_of(record["method"], options, default=False)
+    if pattern is not None:
+        record["pattern"] = str(pattern)
     if record.get("default_budget") is None:
         # No budget and no match option: the method ran at its own default size.
         record["default_budget"] = not {"budget", "match"} & set(options)

@@ -19,10 +19,12 @@ import math
 
 import pandas as pd
 
+from petscale.methods import METHODS, floor_method, is_fixed
+
 #: The method of a trial that takes no step (``petscale.methods.untuned``).
-UNTUNED = "untuned"
-#: Methods of fixed size: reference lines, not points on a budget curve.
-FIXED = ("full", "probe", UNTUNED)
+UNTUNED = floor_method()
+#: Methods of fixed size (full, probe, untuned): reference lines, not points on a budget curve.
+FIXED = tuple(name for name in METHODS if is_fixed(name))
 FLOOR_COLUMNS = ["reference", "seed", "model", "task", "value", "majority", "untuned"]
 FLOOR_COLUMNS += ["kind", "examples", "metric"]
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from petscale.analysis.curves import FIXED
 from petscale.analysis.thresholds import full_cell
+from petscale.methods import reference_method
 
 #: A slope smaller than this (score units per decade of model size: half a point) is "flat".
 FLAT_SLOPE = 0.005
@@ -45,7 +46,7 @@ def gaps(df: pd.DataFrame, score: str = "dev_score") -> pd.DataFrame:
     """Per (model, total_params, task, structure, budget_kind, budget): score, full_score, gap."""
     rows = []
     for (model, task), cell in df.groupby(["model", "task"], sort=True):
-        full = cell[cell["method"] == "full"]
+        full = cell[cell["method"] == reference_method()]
         tuned = cell[~cell["method"].isin(FIXED)]
         structures_per_budget = tuned.groupby("budget")["structure"].nunique()
         matched = set(structures_per_budget[structures_per_budget >= 2].index)

@@ -2,11 +2,12 @@
 between the deltas of different methods, seeds and tasks on one model.
 
 A dense delta is what a method adds to a weight matrix, as a matrix of the weight's shape
-(out, in). For linear methods (LoRA, APET with op add) it is read off the loaded model: the
-method's module applied to the identity minus its base layer applied to the identity. For
-full fine-tuning it is the trained weight minus the pretrained one. For the others (adapters,
-prompts, APET plug/concat) the method's own 2-D tensors stand in: they are not deltas of a
-base weight, so only their own spectra are meaningful.
+(out, in); the method declares what its trained tensors are (``methods.weight_delta``). For
+methods whose layers add an update onto base weights (LoRA, APET with op add) it is read off
+the loaded model: each such layer's ``weight_update()``. For full fine-tuning (the weights
+trained in place) it is the trained weight minus the pretrained one. For the others
+(adapters, prompts, APET plug/concat) the method's own 2-D tensors stand in: they are not
+deltas of a base weight, so only their own spectra are meaningful.
 
 Two deltas share a subspace when the top-k left singular vectors (the output directions they
 write to) span nearby spaces: the cosines of the principal angles between them are near 1.
@@ -23,16 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from petscale.analysis.table import load_results
+from petscale.methods import weight_delta
 from petscale.run_folder import read_run
 from petscale.study.store import trial_folder
-from petscale.zoo.structure import in_out_features
+from petscale.zoo.structure import is_transposed
 
 #: Singular values below this fraction of the largest count as zero (numerical rank).
 RANK_TOL = 1e-6
-_LINEAR = ("lora",)
 SUBSPACE_COLUMNS = [
     "model",
     "trial_a",
@@ -43,16 +43,17 @@ SUBSPACE_COLUMNS = [
     "k",
     "mean_cos",
     "random_cos",
-]  # methods whose delta is a sum onto a base weight, besides APET's op add
+]
 
 
 def dense_deltas(run_folder: str | Path) -> dict[str, torch.Tensor]:
     """Weight name -> dense delta (float32, shape (out, in)) of the run saved at the folder."""
     run = read_run(run_folder)
-    if run.method == "full":
+    kind = weight_delta(run.method, run.options)
+    if kind == "in place":
         return _full_deltas(run.trial, run.delta)
-    if run.method in _LINEAR or (run.method == "apet" and run.options.get("op", "add") == "add"):
-        return _probed_deltas(run_folder)
+    if kind == "added":
+        return _added_deltas(run_folder)
     return {name: t.float() for name, t in run.delta.items() if t.dim() == 2}
 
 
@@ -62,11 +63,9 @@ def _full_deltas(trial: dict, trained: dict[str, torch.Tensor]) -> dict[str, tor
     from petscale.zoo.loader import load_model
 
     cfg = normalize(trial)
-    spec = get_task(cfg["task"], **cfg["task_options"]).spec
-    torch.manual_seed(cfg["seed"])  # as the trial did: a model without weights is seeded
-    base = dict(
-        load_model(cfg["model"], spec.kind, max(spec.num_labels, 1)).model.named_parameters()
-    )
+    spec = get_task(cfg.task, **cfg.task_options).spec
+    torch.manual_seed(cfg.seed)  # as the trial did: a model without weights is seeded
+    base = dict(load_model(cfg.model, spec.kind, max(spec.num_labels, 1)).model.named_parameters())
     return {
         name: (t.float() - base[name].detach().float())
         for name, t in trained.items()
@@ -74,22 +73,20 @@ def _full_deltas(trial: dict, trained: dict[str, torch.Tensor]) -> dict[str, tor
     }
 
 
-def _probed_deltas(run_folder: str | Path) -> dict[str, torch.Tensor]:
+def _added_deltas(run_folder: str | Path) -> dict[str, torch.Tensor]:
+    # each layer that adds an update onto a base weight says what it adds (``weight_update``)
     from petscale.api import load
 
     model, _ = load(run_folder)
     deltas = {}
     with torch.no_grad():
         for name, module in model.named_modules():
-            base = getattr(module, "base", None)
-            if not isinstance(base, nn.Module) or module is base:
+            update = getattr(module, "weight_update", None)
+            if update is None:
                 continue
-            try:
-                width = in_out_features(base)[0]
-            except Exception:  # a wrapper around something other than a linear map
-                continue
-            eye = torch.eye(width, dtype=base.weight.dtype, device=base.weight.device)
-            delta = (module(eye) - base(eye)).T.float().cpu()
+            delta = update().float().cpu()
+            if is_transposed(module.base):  # GPT-2's Conv1D stores (in, out)
+                delta = delta.T
             if delta.abs().max() > 0:
                 deltas[f"{name}.weight"] = delta
     return deltas

@@ -10,8 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from petscale import methods
 from petscale.ids import trial_id
-from petscale.study.store import EVALUATION_KEYS, RESULT_COLUMNS, Store
+from petscale.results import COLUMNS as RESULT_COLUMNS
+from petscale.results import COUNT_COLUMNS, EVALUATION_KEYS, NUMERIC_KEYS
+from petscale.study.store import Store
 
 COLUMNS = (
     "trial_id",
@@ -82,15 +85,16 @@ def from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
         row = {key: given.get(key) for key in COLUMNS} | dict(given)
         row["trial_id"] = row["trial_id"] or f"t{i}"
         options = dict(row.get("options") or {})
-        if row["method"] == "apet":
-            row["pattern"] = row["pattern"] or options.get("pattern") or "discrete"
+        pattern = methods.pattern_of(row["method"], options)  # None: the method has none
+        if pattern is not None:
+            row["pattern"] = row["pattern"] or pattern
         row["structure"] = row["structure"] or structure_name(
             row["method"], row["pattern"], options
         )
         if row["budget"] is None:
             row["budget"] = row["trainable_params"]
         if row["default_budget"] is None:
-            row["default_budget"] = row["method"] in ("full", "probe")
+            row["default_budget"] = methods.study_role(row["method"]) in ("reference", "baseline")
         if row["task_type"] is None:
             row["task_type"] = task_type(row["task"])
         row["curve"] = [tuple(point) for point in row["curve"] or []]
@@ -109,9 +113,9 @@ def from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
         )
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(dict.fromkeys([*COLUMNS, *(k for r in rows for k in r)])))
-    for key in ("dev_score", "test_score", "random_guess", "seconds", *EVALUATION_KEYS):
+    for key in (k for k in NUMERIC_KEYS if k in df):
         df[key] = pd.to_numeric(df[key], errors="coerce").astype(float)
-    for key in ("budget", "trainable_params", "head_params", "total_params"):
+    for key in ("budget", *COUNT_COLUMNS):
         df[key] = pd.to_numeric(df[key], errors="coerce")
     return df
 
@@ -130,19 +134,10 @@ def _key(parts: dict[str, Any]) -> str:
 
 
 def structure_name(method: str, pattern: str | None, options: dict[str, Any] | None = None) -> str:
-    """A method's structure: its name; for APET ``apet-<pattern>`` at its default op and
-    targets, else ``apet-<op>[-<targets>]-<pattern>`` (``apet-plug-discrete``, ...)."""
-    if method != "apet":
-        return method
-    options = options or {}
-    parts = ["apet"]
-    if (options.get("op") or "add") != "add":
-        parts.append(options["op"])
-    if options.get("targets"):
-        parts.append(str(options["targets"]).replace(",", "+"))
-    if (options.get("granularity") or "element") != "element":
-        parts.append(options["granularity"])
-    return "-".join([*parts, pattern or "discrete"])
+    """A method's structure, as the method names it from its options and ``pattern`` (its
+    name; APET's ``apet-<pattern>`` at its default op and targets, else
+    ``apet-<op>[-<targets>]-<pattern>``: ``apet-plug-discrete``, ...)."""
+    return methods.structure_name(method, {**(options or {}), "pattern": pattern})
 
 
 @cache
@@ -164,7 +159,7 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
         "trial_id": row["id"],
         **{key: config.get(key) for key in ("model", "task", "method", "seed", *SETTINGS)},
         "options": config.get("options") or {},
-        "pattern": options.get("pattern") if config["method"] == "apet" else None,
+        "pattern": methods.pattern_of(config["method"], options, default=False),
         # No budget and no match option: the method ran at its own default size.
         "default_budget": not {"budget", "match"} & set(config.get("options") or {}),
         **{key: row[key] for key in RESULT_COLUMNS},  # the store's own result columns

@@ -31,6 +31,7 @@ import pandas as pd
 from petscale.analysis.bootstrap import DRAWS, Resampled, interval
 from petscale.analysis.floors import FIXED, floor_cell, floor_rows
 from petscale.analysis.stats import aggregate, trial_values
+from petscale.methods import reference_method
 
 #: Thresholds of different structures (or tasks) "agree" when the largest is within this
 #: factor of the smallest (log10(3) = 0.48 decades).
@@ -86,7 +87,7 @@ def full_cell(table: pd.DataFrame, reference: str, model: str, task: str) -> str
     """Full fine-tuning's cell for a reference: the one under the same reference, else any on
     the same (model, task); among several, the one with the most seeds (then the first id).
     ``table``: a row per cell (with its seed count ``n``) or a row per trial."""
-    full = table[table["method"] == "full"]
+    full = table[table["method"] == reference_method()]
     mine = full[full["reference"] == reference]
     if mine.empty:
         mine = full[(full["model"] == model) & (full["task"] == task)]

@@ -26,6 +26,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from petscale.analysis.floors import UNTUNED
 from petscale.analysis.table import load_results
 from petscale.run_folder import SavedRun, read_run
 from petscale.study.store import trial_folder
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 _MATRIX_KEYS = ("model", "head", "structure")
 #: The ``source`` of ``evaluate_transfer``'s rows that score the untuned model on a target.
-UNTUNED = "untuned"
 
 
 def transfer_matrix(scores: pd.DataFrame) -> pd.DataFrame:
@@ -197,9 +197,11 @@ def _untuned_rows(
             spec = task.spec
             if spec.kind != "classification":
                 continue
-            plain = normalize({**cfg, "task": target, "task_options": {}, "method": "probe"})
+            plain = normalize(
+                {**cfg.to_dict(), "task": target, "task_options": {}, "method": "probe"}
+            )
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(plain["seed"])
+                torch.manual_seed(plain.seed)
                 built = build_model(plain, spec, {})
             loaded = built.loaded
             score = _score(loaded.model, loaded.tokenizer, loaded.answer, task, plain, split, limit)
@@ -238,10 +240,8 @@ def _score_on(
     from petscale.zoo.structure import structure_of
 
     cfg = normalize(run.trial)
-    source = get_task(cfg["task"], **cfg["task_options"]).spec
-    task = (
-        get_task(target) if target != cfg["task"] else get_task(cfg["task"], **cfg["task_options"])
-    )
+    source = get_task(cfg.task, **cfg.task_options).spec
+    task = get_task(target) if target != cfg.task else get_task(cfg.task, **cfg.task_options)
     spec = task.spec
     if spec.kind != "classification" or source.kind != "classification":
         return None
@@ -251,7 +251,7 @@ def _score_on(
     # any classification task with that task's words.
     restore = None
     if answer == "classify" and spec.labels != source.labels:
-        if cfg["head"] != "label-words" or model.get_input_embeddings().weight.requires_grad:
+        if cfg.head != "label-words" or model.get_input_embeddings().weight.requires_grad:
             return None  # a head of weights, or label words read from tuned embeddings
         words = spec.label_words or spec.labels
         restore = retarget_label_words(model, structure_of(model), words, tokenizer)
@@ -279,11 +279,11 @@ def _score(
     spec = task.spec
     examples = task.splits()[split][:limit]
     answerer = answerer_for(
-        answer, spec, tokenizer, cfg["max_length"], max_new_tokens=cfg["max_new_tokens"]
+        answer, spec, tokenizer, cfg.max_length, max_new_tokens=cfg.max_new_tokens
     )
     features = encode_splits(answerer, tokenizer, {split: examples})[split]
     refs = [answerer.reference(ex) for ex in examples]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return evaluate(
-        model.to(device), answerer, features, refs, spec.metric, cfg["eval_batch_size"], device
+        model.to(device), answerer, features, refs, spec.metric, cfg.eval_batch_size, device
     )

@@ -9,6 +9,11 @@ from typing import Annotated
 import typer
 
 from petscale.cli import options as o
+from petscale.cli.study import ProgressEvents, user_errors
+from petscale.demo import demo_spec_path
+from petscale.report import gather, write
+from petscale.report.terminal import print_summary
+from petscale.study.workflow import Runner, execute, plan, start
 
 DEMO_FOLDER = Path("runs/demo")
 
@@ -22,25 +27,13 @@ def demo(
 ) -> None:
     """Run the scaling study in miniature (2 models x 2 tasks x every method, APET over a budget
     grid, head-free), then write its report; a second run shows the report in seconds."""
-    from petscale.cli.study import _ProgressEvents, _user_errors
-    from petscale.demo import demo_grid, prepare
-    from petscale.report import gather, write
-    from petscale.report.terminal import print_summary
-    from petscale.study.runners import check_run_options, run_study
-
-    with _user_errors():
-        spec, configs = demo_grid()
-        check_run_options(workers=workers)
-        prepare(out)
-        with _ProgressEvents(len(configs)) as events:
-            counts = run_study(  # a rerun also retries what failed: the demo wants every trial
-                out,
-                configs,
-                workers=workers,
-                events=events,
-                keep_deltas=spec.keep_deltas,
-                retry_failed=True,
-            )
+    with user_errors():
+        # a rerun also retries what failed: the demo wants every trial
+        runner = Runner(workers=workers, retry_failed=True)
+        planned = plan(demo_spec_path(), out, runner)
+        start(planned, runner)
+        with ProgressEvents(len(planned.configs)) as events:
+            counts = execute(planned, runner, events).counts
         built = gather(out)
         path = write(built, out / "report")
     if json_output:

@@ -13,20 +13,20 @@ from petscale.cli.table import print_table
 
 def method_rows() -> list[dict[str, Any]]:
     """One row per registered method (plugins included), read from its config dataclass."""
-    from petscale.methods import METHODS, get_method, has_budget
+    from petscale.methods import METHODS, config_class
 
     rows = []
     for name, summary in METHODS.items():
-        config_class = get_method(name).config_class
+        declared = config_class(name)
+        sized = {"size": declared.size_option, "native": "budget"}.get(declared.sizing)
         rows.append(
             {
                 "name": name,
                 "summary": summary,
-                "options": {f.name: _default(f) for f in dataclasses.fields(config_class)},
-                "sized_by_budget": config_class.size_option
-                or ("budget" if has_budget(name) else None),
-                "default_lr": config_class.default_lr,
-                "default_schedule": config_class.default_schedule,
+                "options": {f.name: _default(f) for f in dataclasses.fields(declared)},
+                "sized_by_budget": sized,
+                "default_lr": declared.default_lr,
+                "default_schedule": declared.default_schedule,
             }
         )
     return rows

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from petscale.methods import METHODS, config_class
 from petscale.settings import DEFAULTS, RULES, TUNE_SETTINGS, kind
 
 Model = Annotated[str, typer.Option(help=RULES["model"].help)]
@@ -19,8 +20,6 @@ Task = Annotated[str, typer.Option(help=RULES["task"].help)]
 
 def method_option() -> typer.models.OptionInfo:
     """``--method``, its help naming every method registered when the command is built."""
-    from petscale.methods import METHODS
-
     names = ", ".join(METHODS)
     return typer.Option(help=f"One of: {names}. `petscale methods` says what each trains.")
 
@@ -69,13 +68,11 @@ OPTION_HELP: dict[str, str] = {
 def method_options() -> dict[str, tuple[type, str]]:
     """Every method option: name -> (type, help), from the methods' config dataclasses (each
     applies to some methods; a method rejects the others by name)."""
-    from petscale.methods import METHODS, get_method
-
     found: dict[str, tuple[type, list[str]]] = {}
     for method in METHODS:
-        config_class = get_method(method).config_class
-        hints = typing.get_type_hints(config_class)
-        for field in dataclasses.fields(config_class):
+        declared = config_class(method)
+        hints = typing.get_type_hints(declared)
+        for field in dataclasses.fields(declared):
             if field.name in SIZING_OPTIONS or field.name in RULES:
                 continue  # apet's seed is the trial's
             default = "" if field.default is None else f" (default {field.default})"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import sqlite3
 from collections.abc import Iterator
@@ -18,14 +17,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from petscale.cli import options as o
+from petscale.cli.table import print_table
 from petscale.errors import UserError
 from petscale.formatting import duration, literal
 from petscale.ids import trial_id
+from petscale.search import SearchSettings, search
 from petscale.study.export import export as export_table
-from petscale.study.runners import Events, check_run_options, run_study
-from petscale.study.spec import check_counts, check_names, expand, load_spec
-from petscale.study.store import Store, keep_spec
+from petscale.study.runners import Events
+from petscale.study.spec import expand, load_spec
+from petscale.study.store import Store
 from petscale.study.worker import DEFAULT_TRIAL, Outcome
+from petscale.study.workflow import Runner, execute, plan, start
 from petscale.tracking import Tracking
 
 app = typer.Typer(
@@ -62,38 +64,27 @@ def run(
     json_output: o.Json = False,
 ) -> None:
     """Run every trial of SPEC not yet done; a rerun resumes where the last one stopped."""
-    with _user_errors():
-        tracking = Tracking.of(track, track_dir)
-        if tracking:  # workers read it from their environment: it stays out of the trial ids
-            os.environ.update(tracking.env())
-        grid = load_spec(spec)
-        if trial == DEFAULT_TRIAL:
-            check_names(grid)
-        configs = expand(grid)
-        if trial == DEFAULT_TRIAL:
-            check_counts(configs)  # every budget fits its model, before any trial runs
-        folder = out or _default_folder(spec)
-        check_run_options(backend, workers, cpus_per_trial, gpus_per_trial)
-        keep_spec(spec, folder)
-        with _ProgressEvents(len(configs)) as events:
-            counts = run_study(
-                folder,
-                configs,
-                trial=trial,
-                backend=backend,
-                workers=workers,
-                address=address,
-                cpus_per_trial=cpus_per_trial,
-                gpus_per_trial=gpus_per_trial,
-                retry_failed=retry_failed,
-                events=events,
-                keep_deltas=grid.keep_deltas,
-            )
+    with user_errors():
+        runner = Runner(
+            backend=backend,
+            workers=workers,
+            address=address,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            trial=trial,
+            retry_failed=retry_failed,
+            tracking=Tracking.of(track, track_dir),
+        )
+        planned = plan(spec, out, runner)
+        start(planned, runner)
+        with ProgressEvents(len(planned.configs)) as events:
+            outcome = execute(planned, runner, events)
+    counts, folder = outcome.counts, outcome.folder
     if json_output:
-        typer.echo(json.dumps({**counts, "trials": len(configs), "store": str(folder)}))
+        typer.echo(json.dumps({**counts, "trials": outcome.trials, "store": str(folder)}))
     else:
         typer.echo(
-            f"{counts['done']}/{len(configs)} done, {counts['failed']} failed, "
+            f"{counts['done']}/{outcome.trials} done, {counts['failed']} failed, "
             f"{counts['running']} running elsewhere, {counts['pending']} pending; store: {folder}"
         )
     if counts["failed"]:
@@ -102,6 +93,41 @@ def run(
             f"rerun failed trials: petscale study run {spec}{where} --retry-failed", err=True
         )
         raise typer.Exit(1)
+
+
+@app.command("plan")
+def plan_(
+    spec: Path = typer.Argument(..., help="The study spec (YAML); see docs/STUDY.md."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Study folder. Default: next to the spec, named after it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The trials SPEC expands to and their count, after every check `study run` makes;
+    nothing is written or run."""
+    with user_errors():
+        planned = plan(spec, out)
+    if as_json:
+        configs = [{"id": trial_id(c), **c} for c in planned.configs]
+        typer.echo(
+            json.dumps({"trials": len(configs), "folder": str(planned.folder), "configs": configs})
+        )
+        return
+    print_table(
+        ("id", "model", "task", "method", "options", "seed"),
+        [
+            (
+                trial_id(c),
+                c["model"],
+                c["task"],
+                c["method"],
+                " ".join(f"{k}={v}" for k, v in c["options"].items()) or "-",
+                str(c["seed"]),
+            )
+            for c in planned.configs
+        ],
+    )
+    typer.echo(f"{len(planned.configs)} trials; run them: petscale study run {spec}")
 
 
 @app.command()
@@ -121,25 +147,11 @@ def thresholds(
     as_json: bool = typer.Option(False, "--json", help="Print the thresholds as JSON rows."),
 ) -> None:
     """Find APET's low and high thresholds by bisection on log budget (few trials, resumable)."""
-    from petscale.search import SearchSettings, search_thresholds
-
-    with _user_errors():
-        grid = load_spec(spec)
-        check_names(grid)
+    with user_errors():
         if rounds < 0 or not 0 < tolerance < 1 or not 1 < resolution < math.inf:
             raise UserError("--rounds >= 0, 0 < --tolerance < 1 and --resolution > 1, please")
-        folder = out or _default_folder(spec)
-        check_run_options(workers=workers)
-        keep_spec(spec, folder)
-
-        def run_round(configs: list[dict[str, Any]]) -> None:
-            with _ProgressEvents(len(configs)) as events:
-                run_study(
-                    folder, configs, workers=workers, events=events, keep_deltas=grid.keep_deltas
-                )
-
         settings = SearchSettings(rounds=rounds, tolerance=tolerance, resolution=resolution)
-        found = search_thresholds(folder, grid, run_round, settings)
+        found, folder = search(spec, out, settings, Runner(workers=workers), ProgressEvents)
     columns = ["model", "task", "structure", "low", "high", "low_bracketed", "high_bracketed"]
     if as_json:
         typer.echo(found[columns + ["n_seeds"]].to_json(orient="records"))
@@ -154,7 +166,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Trials done / running / failed / pending, time spent and an estimate of the time left."""
-    with _user_errors(), Store.existing(folder) as store:
+    with user_errors(), Store.existing(folder) as store:
         summary = store.summary()
     if as_json:
         typer.echo(json.dumps(summary))
@@ -184,13 +196,13 @@ def export_(
     ),
 ) -> None:
     """One row per trial: config columns flattened, then the results."""
-    with _user_errors():
+    with user_errors():
         ids = {trial_id(c) for c in expand(load_spec(spec))} if spec else None
         path = export_table(folder, fmt, out, only=ids)
     typer.echo(str(path))
 
 
-class _ProgressEvents(Events):
+class ProgressEvents(Events):
     """A rich progress bar: done / failed counts and the trial last started."""
 
     def __init__(self, total: int) -> None:
@@ -205,7 +217,7 @@ class _ProgressEvents(Events):
         self.done = self.failed = 0
         self.current = ""
 
-    def __enter__(self) -> _ProgressEvents:
+    def __enter__(self) -> ProgressEvents:
         return self  # the bar starts once the trials are queued: a bad option prints no bar
 
     def __exit__(self, *exc: object) -> None:
@@ -247,12 +259,8 @@ def _label(config: dict[str, Any]) -> str:
     )
 
 
-def _default_folder(spec: Path) -> Path:
-    return spec.with_suffix("") if spec.suffix else spec.parent / f"{spec.name}.study"
-
-
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     # Bad input: one line on stderr and exit status 2, no traceback.
     try:
         yield

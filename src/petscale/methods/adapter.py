@@ -8,40 +8,26 @@ projection starts at zero, so the model starts unchanged.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from petscale.errors import UserError
-from petscale.methods.base import Delta, MethodConfig, freeze, new_tensor, positive
+from petscale.methods.base import Delta, freeze, new_tensor
+from petscale.methods.configs import AdapterConfig
 from petscale.methods.targets import linear_targets
 from petscale.surgery import Wrapper, replace_module
 from petscale.zoo.structure import Structure, in_out_features
 
-#: OpenDelta's adapters used gelu_new, the tanh approximation of GELU: "gelu" here.
+#: OpenDelta's adapters used gelu_new, the tanh approximation of GELU: "gelu" here. The keys
+#: are the names ``AdapterConfig`` accepts (``configs.ACTIVATIONS``).
 ACTIVATIONS = {
     "gelu": lambda: nn.GELU(approximate="tanh"),
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "silu": nn.SiLU,
 }
-
-
-@dataclass
-class AdapterConfig(MethodConfig):
-    bottleneck: int = 24
-    activation: str = "gelu"
-
-    size_option: ClassVar[str | None] = "bottleneck"
-    default_lr: ClassVar[float] = 1e-3
-
-    def validate(self) -> None:
-        positive("bottleneck", self.bottleneck)
-        if self.activation not in ACTIVATIONS:
-            known = ", ".join(ACTIVATIONS)
-            raise UserError(f"--activation must be one of {known}, got {self.activation!r}")
 
 
 class AdapterOutput(Wrapper):

@@ -16,15 +16,11 @@ the values as a check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from petscale.errors import UserError
-from petscale.methods import check_match
 from petscale.methods.apet_ops import (
     BiasMerge,
     Plug,
@@ -35,31 +31,23 @@ from petscale.methods.apet_ops import (
     plug_width,
     prompt_length,
 )
-from petscale.methods.apet_placement import (
-    GRANULARITIES,
-    PATTERNS,
-    draw,
-    element_shares,
-    generator,
-    tensor_shares,
-)
+from petscale.methods.apet_placement import draw, element_shares, generator, tensor_shares
 from petscale.methods.base import (
     Delta,
-    MethodConfig,
     SoftTokens,
     Unmergeable,
     freeze,
     new_tensor,
-    positive,
 )
-from petscale.methods.bitfit import CONVENTION_ROLES, BitFitConfig, bias_width, selected
+from petscale.methods.bitfit import CONVENTION_ROLES, bias_width, selected
+from petscale.methods.configs import OPS as OPS
+from petscale.methods.configs import ApetConfig, BitFitConfig
 from petscale.methods.soft_tokens import attach_soft_tokens, output_span
 from petscale.methods.sparse import SparseLinear, index_dtype, runs
 from petscale.methods.targets import linear_targets, picked
 from petscale.surgery import replace_module
 from petscale.zoo.structure import Structure, in_out_features
 
-OPS = ("add", "plug", "concat", "bias")
 #: Default targets of ``add``: every self-attention and feed-forward matrix.
 ADD_TARGETS = "q,k,v,attn_out,ffn_in,ffn_out"
 #: Default positions of ``plug``: where the study's adapters sit.
@@ -67,38 +55,6 @@ PLUG_TARGETS = "attn_out,ffn_out"
 VALUES, INDICES = "apet_values", "apet_indices"
 #: The submodule under which ``bias`` registers its site on the module owning the bias.
 BIAS_SITE = "apet_bias"
-
-
-@dataclass
-class ApetConfig(MethodConfig):
-    budget: int | None = None  # exact K; None: the sizing step sets it from ``match``
-    match: str | None = None  # None (and no budget): ``default_match``
-    pattern: str = "discrete"
-    op: str = "add"
-    granularity: str = "element"
-    targets: str | None = None  # None: the op's default (ADD_TARGETS, PLUG_TARGETS, bitfit's)
-    seed: int = 0
-
-    size_option: ClassVar[str | None] = None  # the budget is native
-    default_match: ClassVar[str] = "lora"  # K when neither budget nor match is given
-    default_lr: ClassVar[float] = 1e-3
-    default_schedule: ClassVar[str] = "constant"  # as the study's published APET runs
-
-    def validate(self) -> None:
-        positive("budget", self.budget)
-        if self.budget is not None and self.match is not None:
-            raise UserError("give either --budget or --match for apet, not both")
-        if self.match is not None:
-            check_match(self.match)
-        for name, value, allowed in (
-            ("pattern", self.pattern, PATTERNS),
-            ("op", self.op, OPS),
-            ("granularity", self.granularity, GRANULARITIES),
-        ):
-            if value not in allowed:
-                raise UserError(f"--{name} {value!r}: choose one of {', '.join(allowed)}")
-        if self.op == "concat" and self.targets is not None:
-            raise UserError("--targets does not apply to apet --op concat (soft tokens)")
 
 
 class ApetDelta(Delta):

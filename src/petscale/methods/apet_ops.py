@@ -29,8 +29,7 @@ import math
 import torch
 from torch import nn
 
-from petscale.methods.adapter import AdapterConfig
-from petscale.methods.prompt import PromptConfig
+from petscale.methods.configs import AdapterConfig, PromptConfig
 from petscale.methods.sparse import SparseLinear, add_into
 
 ADAPTER_WIDTH = AdapterConfig.bottleneck  # the adapter method's default width

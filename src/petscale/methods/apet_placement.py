@@ -21,8 +21,8 @@ import hashlib
 
 import torch
 
-PATTERNS = ("adjacent", "discrete")
-GRANULARITIES = ("element", "tensor")
+from petscale.methods.configs import GRANULARITIES as GRANULARITIES
+from petscale.methods.configs import PATTERNS as PATTERNS
 
 
 def stable_seed(seed: int, key: str) -> int:

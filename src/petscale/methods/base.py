@@ -1,8 +1,8 @@
-"""What every method shares: its options (a config dataclass) and what it attaches (a Delta)."""
+"""What every method shares: what it attaches (a Delta and its layers), saved and loaded.
+Its options (``MethodConfig``) are declared without torch in :mod:`petscale.methods.configs`."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,35 +15,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from petscale.errors import UserError
+from petscale.methods.configs import MethodConfig as MethodConfig
+from petscale.methods.configs import positive as positive
 from petscale.zoo.structure import Structure
 
 DELTA_WEIGHTS = "delta.safetensors"
 DELTA_CONFIG = "delta.json"
-
-
-@dataclass
-class MethodConfig:
-    """Options of a method. Subclasses add fields; every field is a command-line option."""
-
-    #: the option that ``--budget`` tunes (rank, bottleneck, prompt length ...), if any
-    size_option: ClassVar[str | None] = None
-    #: learning rate used when the user gives none
-    default_lr: ClassVar[float] = 1e-3
-    #: learning-rate schedule after warmup when the user gives none (train.SCHEDULES)
-    default_schedule: ClassVar[str] = "linear"
-    #: False for a method whose trial takes no step and only scores the model (``untuned``)
-    trains: ClassVar[bool] = True
-
-    def validate(self) -> None:
-        """Raise UserError for an impossible option; subclasses extend."""
-
-    @classmethod
-    def max_size(cls, structure: Structure) -> int | None:
-        """The largest value ``size_option`` can take on a model (None: no model-set limit)."""
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -56,15 +33,11 @@ class PeftAdapter:
     prefix: str  # where PEFT nests the model's own modules (the head, modules_to_save)
 
 
-def positive(name: str, value: float | None) -> None:
-    """Shared check: an option that must be > 0."""
-    if value is not None and value <= 0:
-        raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
-
-
 class Layer(Protocol):
     """One piece of a delta (a wrapped projection, a trained bias, soft tokens ...): it says
-    whether it folds into the base weights, and folds and unfolds itself."""
+    whether it folds into the base weights, and folds and unfolds itself. A layer that adds an
+    update onto a base weight (LoRA's, APET's op add) also has ``weight_update()``: that update
+    alone, in the base weight's own layout (``analysis.subspace`` reads it)."""
 
     mergeable: bool
 

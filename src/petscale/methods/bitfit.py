@@ -8,9 +8,6 @@ and trained, so the model starts unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import nn
 
@@ -18,35 +15,16 @@ from petscale.errors import UserError
 from petscale.methods.base import (
     Delta,
     InPlace,
-    MethodConfig,
     Unmergeable,
     freeze,
     new_tensor,
-    positive,
 )
+from petscale.methods.configs import BIAS_SETS as BIAS_SETS
+from petscale.methods.configs import BitFitConfig
 from petscale.zoo.structure import Structure
 
-BIAS_SETS = ("convention", "all")
 #: The roles of the study's set (APET's op ``bias`` takes the same biases).
 CONVENTION_ROLES = ("q", "k", "v", "attn_out", "ffn_in", "ffn_out", "layer_norm", "lm_head")
-
-
-@dataclass
-class BitFitConfig(MethodConfig):
-    biases: str = "convention"  # the study's set; "all" adds every other bias of the backbone
-    layers: int | None = None  # only the top N blocks of each stack (None: everything)
-
-    size_option: ClassVar[str | None] = "layers"
-    default_lr: ClassVar[float] = 3e-3
-
-    def validate(self) -> None:
-        if self.biases not in BIAS_SETS:
-            raise UserError(f"--biases must be one of {', '.join(BIAS_SETS)}, got {self.biases!r}")
-        positive("layers", self.layers)
-
-    @classmethod
-    def max_size(cls, structure: Structure) -> int | None:
-        return max(structure.blocks().values(), default=None)
 
 
 class BitFitDelta(Delta):

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import nn
 
-from petscale.methods.base import Delta, InPlace, MethodConfig
+from petscale.methods.base import Delta, InPlace
+from petscale.methods.configs import FullConfig
 from petscale.zoo.structure import Structure
-
-
-@dataclass
-class FullConfig(MethodConfig):
-    default_lr: ClassVar[float] = 5e-5
 
 
 class FullDelta(Delta):

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
 
-from petscale.errors import UserError
-from petscale.methods.base import Delta, MethodConfig, PeftAdapter, freeze, new_tensor, positive
+from petscale.methods.base import Delta, PeftAdapter, freeze, new_tensor
+from petscale.methods.configs import LoraConfig
 from petscale.methods.targets import linear_targets
 from petscale.surgery import Wrapper, replace_module
 from petscale.zoo.structure import Structure, in_out_features, is_transposed
-
-
-@dataclass
-class LoraConfig(MethodConfig):
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
-    targets: str = "q,v"  # self-attention query and value (fused QKV where the model has one)
-
-    size_option: ClassVar[str | None] = "rank"
-    default_lr: ClassVar[float] = 1e-3
-
-    def validate(self) -> None:
-        positive("rank", self.rank)
-        positive("alpha", self.alpha)
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
 class LoraLinear(Wrapper):
@@ -54,6 +35,10 @@ class LoraLinear(Wrapper):
         """The update in the base weight's own layout (transposed for GPT-2's Conv1D)."""
         update = (self.lora_B @ self.lora_A) * self.scaling
         return update.T if is_transposed(self.base) else update
+
+    def weight_update(self) -> torch.Tensor:
+        """What the layer adds to its base weight (``Layer``): ``delta_weight``."""
+        return self.delta_weight()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)

@@ -7,18 +7,11 @@ features. Its own count is 0 (the head is counted apart, as ``head_params``), so
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from torch import nn
 
-from petscale.methods.base import Delta, MethodConfig, freeze
+from petscale.methods.base import Delta, freeze
+from petscale.methods.configs import ProbeConfig
 from petscale.zoo.structure import Structure
-
-
-@dataclass
-class ProbeConfig(MethodConfig):
-    default_lr: ClassVar[float] = 1e-3
 
 
 class ProbeDelta(Delta):

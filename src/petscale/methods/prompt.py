@@ -14,46 +14,24 @@ convention), so length + input length must fit the model's position table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import nn
 
 from petscale.errors import UserError
 from petscale.methods.base import (
     Delta,
-    MethodConfig,
     PeftAdapter,
     SoftTokens,
     freeze,
     new_tensor,
-    positive,
 )
+from petscale.methods.configs import INITS as INITS
+from petscale.methods.configs import PromptConfig
 from petscale.methods.soft_tokens import attach_soft_tokens, output_span
 from petscale.zoo.structure import Structure
 
-INITS = ("vocab", "uniform", "normal")
 INIT_RANGE = 0.5  # OpenDelta's soft-prompt init range for "uniform"
 PARAM = "soft_prompt"
-
-
-@dataclass
-class PromptConfig(MethodConfig):
-    length: int = 100
-    # "vocab": embeddings of tokens drawn uniformly from the vocabulary (OpenDelta's default
-    # initialises from token embeddings too); "uniform": U(-0.5, 0.5); "normal": N(0, 1),
-    # PEFT's random init (an nn.Embedding's). All use torch's global generator, which a trial
-    # seeds with --seed.
-    init: str = "vocab"
-
-    size_option: ClassVar[str | None] = "length"
-    default_lr: ClassVar[float] = 3e-2
-
-    def validate(self) -> None:
-        positive("length", self.length)
-        if self.init not in INITS:
-            raise UserError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
 
 
 class PromptDelta(Delta):

@@ -244,6 +244,11 @@ class SparseLinear(nn.Module):
         """The base weight with the values added (the stored layout)."""
         return add_into(self.base.weight, self.indices, self.values)
 
+    def weight_update(self) -> torch.Tensor:
+        """What the layer adds to its base weight (``Layer``): the values at their positions,
+        zeros elsewhere (the stored layout)."""
+        return add_into(torch.zeros_like(self.base.weight), self.indices, self.values)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged_from is not None or self.values.numel() == 0:
             return self.base(x)

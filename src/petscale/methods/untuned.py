@@ -9,19 +9,12 @@ settings that shape evaluation) unless its spec says ``untuned: false``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from torch import nn
 
-from petscale.methods.base import MethodConfig, freeze
+from petscale.methods.base import freeze
+from petscale.methods.configs import UntunedConfig
 from petscale.methods.probe import ProbeDelta
 from petscale.zoo.structure import Structure
-
-
-@dataclass
-class UntunedConfig(MethodConfig):
-    trains: ClassVar[bool] = False
 
 
 def attach(model: nn.Module, structure: Structure, config: UntunedConfig) -> ProbeDelta:

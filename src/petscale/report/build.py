@@ -8,6 +8,7 @@ trial) and ``report.json`` (what ``report --json`` prints).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import shutil
@@ -151,8 +152,11 @@ def write(report: Report, out: str | Path) -> Path:
         raise UserError(
             f"--out {out} holds files that are not a petscale report; pass a new folder"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise _unwritten(out, err) from err
     try:
         (staging / "figures").mkdir()
         for fig in report.figures:
@@ -170,9 +174,24 @@ def write(report: Report, out: str | Path) -> Path:
         (staging / "report.json").write_text(summary + "\n")
         (staging / REPORT_NAME).write_text(render(report), encoding="utf-8")
         swap_in(staging, out)
+    except OSError as err:  # a full disk, a folder taken away ...
+        raise _unwritten(out, err) from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out / REPORT_NAME
+
+
+def _unwritten(out: Path, err: OSError) -> UserError:
+    """A report that could not be written: where, why, and that nothing there changed."""
+    fix = (
+        "free some space or pass another --out"
+        if err.errno == errno.ENOSPC
+        else "pass another --out"
+    )
+    return UserError(
+        f"could not write the report to {out} ({err.strerror or err}); nothing there was "
+        f"changed: {fix}"
+    )
 
 
 SPECTRA_TRIALS = 6  # lines in the spectra figure: more would not be readable

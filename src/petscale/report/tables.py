@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from petscale.results import COUNT_COLUMNS as RESULT_COUNTS
+
 # Columns holding parameter counts or budgets: whole numbers with thousands separators.
 COUNT_COLUMNS = {
     "low",
     "high",
     "budget",
-    "total_params",
-    "trainable_params",
-    "head_params",
+    *RESULT_COUNTS,
     "adjacent_steps",
     "discrete_steps",
     "steps_to_fraction",

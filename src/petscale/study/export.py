@@ -12,8 +12,10 @@ from typing import Any
 
 from petscale.errors import UserError
 from petscale.folders import current_umask
+from petscale.results import COLUMNS as RESULT_COLUMNS
+from petscale.results import EVALUATION_KEYS
 from petscale.settings import CONFIG_KEYS, WHEN_SET
-from petscale.study.store import EVALUATION_KEYS, RESULT_COLUMNS, SPEC_NAME, STORE_NAME, Store
+from petscale.study.store import SPEC_NAME, STORE_NAME, Store
 
 FORMATS = ("csv", "parquet")
 # The store's own result columns, with the bookkeeping a reader of the table wants around them.

@@ -8,11 +8,13 @@ a one-line ``UserError`` naming the trial, and nothing in the store is changed.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
+from petscale.checks import is_count, is_real
 from petscale.errors import UserError
 from petscale.ids import trial_id
+from petscale.results import COLUMNS, REAL_COLUMNS, REQUIRED_KEYS, missing_required
+from petscale.results import COUNT_COLUMNS as RESULT_COUNTS
 
 STATUSES = ("pending", "running", "done", "failed")
 #: The error ``Store.claim`` records on a row whose config no longer hashes to its id.
@@ -20,10 +22,9 @@ TAMPERED = (
     "StoreError: the stored config no longer hashes to this trial's id (the store was edited);"
     " not run. Delete the row, or restore its config, and rerun"
 )
-#: Columns holding a real number or nothing.
-REAL_COLUMNS = ("dev_score", "test_score", "random_guess", "seconds", "peak_memory_mb")
-#: Columns holding a count or nothing.
-COUNT_COLUMNS = ("trainable_params", "head_params", "total_params", "attempts", "pid")
+TEXT_COLUMNS = tuple(k for k, kind in COLUMNS.items() if kind == "TEXT")
+#: Columns holding a count or nothing: the result's counts and the store's own.
+COUNT_COLUMNS = (*RESULT_COUNTS, "attempts", "pid")
 #: Columns holding a Unix time or nothing; beyond this bound no calendar can show them.
 TIME_COLUMNS = ("heartbeat", "started_at", "finished_at", "created_at")
 LAST_TIME = 1e11  # about the year 5100
@@ -56,23 +57,24 @@ def _problem(record: dict[str, Any], curve: list[list[Any]]) -> str | None:
         return problem
     if record["result"] is not None and not isinstance(_json(record["result"]), dict):
         return "its result is not a JSON object"
-    if record["metric"] is not None and not isinstance(record["metric"], str):
-        return "its metric is not a name"
+    for key in TEXT_COLUMNS:
+        if record[key] is not None and not isinstance(record[key], str):
+            return f"its {key} is not a name"
     for key in REAL_COLUMNS:
-        if not _real(record[key]):
+        if not is_real(record[key]):
             return f"{key} is {record[key]!r}, not a finite number"
     for key in COUNT_COLUMNS:
-        value = record[key]
-        if value is not None and (type(value) is not int or value < 0):
-            return f"{key} is {value!r}, not a count"
+        if not is_count(record[key]):
+            return f"{key} is {record[key]!r}, not a count"
     for key in TIME_COLUMNS:
         value = record[key]
-        if value is not None and not (_real(value) and 0 <= value < LAST_TIME):
+        if value is not None and not (is_real(value) and 0 <= value < LAST_TIME):
             return f"{key} is {value!r}, not a time"
-    if record["status"] == "done" and (record["dev_score"] is None or record["seconds"] is None):
-        return "it is done but has no dev score or time"
+    lacking = [key for key in REQUIRED_KEYS if record[key] is None]
+    if record["status"] == "done" and lacking:
+        return f"it is done but has no {lacking[0].replace('_', ' ')}"
     for step, score in curve:
-        if type(step) is not int or not _real(score):
+        if type(step) is not int or not is_real(score):
             return f"its curve holds step {step!r} with score {score!r}"
     return None
 
@@ -91,16 +93,8 @@ def result_problem(result: Any) -> str | None:
     """What keeps a trial's returned result from being recorded as done, or None."""
     if not isinstance(result, dict):
         return "the trial returned no result mapping"
-    for key in ("dev_score", "seconds"):
-        value = result.get(key)
-        # numpy's floats are floats too; a bool is no score
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            return f"the trial returned {key} {value!r}, not a finite number"
-    return None
+    missing = missing_required(result)  # numpy's floats are floats too; a bool is no score
+    return None if missing is None else f"the trial returned {missing}, not a finite number"
 
 
 def _json(text: Any) -> Any:
@@ -108,8 +102,3 @@ def _json(text: Any) -> Any:
         return json.loads(text)
     except (TypeError, ValueError):
         return None
-
-
-def _real(value: Any) -> bool:
-    """None, or a finite int or float (not a bool, not text)."""
-    return value is None or (type(value) in (int, float) and math.isfinite(value))

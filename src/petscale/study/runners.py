@@ -1,7 +1,9 @@
 """Runners: claim trials from the store, run them on local processes or Ray, record outcomes.
 
 Only the driver (this process) writes to the store; workers just return outcomes. A heartbeat
-thread keeps the lease on the driver's running trials alive while they run.
+thread keeps the lease on the driver's running trials alive while they run. A trial lost with
+its Ray node is sent again (``MAX_RESENDS``): it stays this driver's in the store, so it is
+done once and counted once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import math
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +28,8 @@ from petscale.study.store import LEASE_S, Owner, Store, trial_folder
 from petscale.study.worker import DEFAULT_TRIAL, Outcome, execute, resolve, watch_parent
 
 BACKENDS = ("local", "ray")
+#: How many times a trial lost with its node (not by its own fault) is sent again.
+MAX_RESENDS = 3
 
 
 class Events:
@@ -38,6 +43,9 @@ class Events:
 
     def ended(self, tid: str, config: dict[str, Any], outcome: Outcome) -> None:
         """A trial finished (``outcome["ok"]``) or failed, and is recorded."""
+
+    def resent(self, tid: str, config: dict[str, Any], error: str) -> None:
+        """A trial in flight was lost with its node (``error`` says how) and was sent again."""
 
 
 class Executor(Protocol):
@@ -126,15 +134,27 @@ def _drive(
     keep_deltas: bool,
 ) -> None:
     in_flight: dict[Any, tuple[str, dict[str, Any]]] = {}
+    resends: Counter[str] = Counter()
+
+    def send(tid: str, config: dict[str, Any]) -> None:
+        out = str(trial_folder(store.folder, tid)) if keep_deltas else None
+        in_flight[executor.submit(config, out)] = (tid, config)
+
     while True:
         while len(in_flight) < slots and (claimed := store.claim(owner)) is not None:
             events.started(*claimed)
-            out = str(trial_folder(store.folder, claimed[0])) if keep_deltas else None
-            in_flight[executor.submit(claimed[1], out)] = claimed
+            send(*claimed)
         if not in_flight:
             return
         for handle, outcome in executor.wait(list(in_flight)):
             tid, config = in_flight.pop(handle)
+            if outcome.get("lost") and resends[tid] < MAX_RESENDS:
+                # Not the trial's failure: it runs again, still claimed by this driver (the
+                # store's row stays running, its attempts unchanged), and is recorded once.
+                resends[tid] += 1
+                events.resent(tid, config, outcome["error"])
+                send(tid, config)
+                continue
             problem = result_problem(outcome["result"]) if outcome["ok"] else None
             if problem is not None:  # recorded as done, it would stop every reader of the store
                 outcome = {"ok": False, "error": f"StoreError: {problem}", "traceback": ""}
@@ -219,8 +239,11 @@ class _RayExecutor:
     def __init__(self, ray: Any, trial: str, cpus: float, gpus: float, owns_ray: bool) -> None:
         self.ray, self.trial, self.owns_ray = ray, trial, owns_ray
         self.threads = max(1, int(cpus))
-        # No retries: a crashed trial is recorded as failed, and --retry-failed reruns it.
+        # No Ray retries: they would also rerun a trial that crashed its own worker (out of
+        # memory, a segfault), which is recorded as failed (--retry-failed reruns it). A trial
+        # lost with its node comes back as "lost", and the driver sends it again.
         self.remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(execute)
+        self.lost = (ray.exceptions.NodeDiedError,)
 
     @classmethod
     def start(
@@ -254,7 +277,7 @@ class _RayExecutor:
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
         ready, _ = self.ray.wait(handles, num_returns=1)
-        return [(ref, _outcome(lambda ref=ref: self.ray.get(ref))) for ref in ready]
+        return [(ref, _outcome(lambda ref=ref: self.ray.get(ref), self.lost)) for ref in ready]
 
     def close(self) -> None:
         if self.owns_ray:
@@ -269,10 +292,13 @@ def _import_ray() -> Any:
     return ray
 
 
-def _outcome(get: Callable[[], Outcome]) -> Outcome:
-    # `execute` catches the trial's own errors; what is left here is a dead worker.
+def _outcome(get: Callable[[], Outcome], lost: tuple[type[Exception], ...] = ()) -> Outcome:
+    # `execute` catches the trial's own errors; what is left here is a dead worker or node.
     try:
         return get()
+    except lost as e:  # the node went away under the trial: no fault of the trial's
+        error = f"node lost: {type(e).__name__}: {e}"
+        return {"ok": False, "lost": True, "error": error, "traceback": ""}
     except Exception as e:
         return {"ok": False, "error": f"worker died: {type(e).__name__}: {e}", "traceback": ""}
 

@@ -46,9 +46,11 @@ from typing import Any
 
 import yaml
 
+from petscale.checks import MAX_INT, is_number, learning_rate
 from petscale.errors import UserError
 from petscale.ids import trial_id
-from petscale.settings import CONFIG_KEYS, MAX_LR, RULES, STUDY_SETTINGS, WHEN_SET, kind
+from petscale.methods import config_class, floor_method, head_only, is_fixed, matchable, sizing
+from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, kind
 from petscale.settings import DEFAULTS as TRIAL_DEFAULTS
 
 #: A study trains a fixed number of steps and watches its curve (``tune``: one epoch, scored
@@ -186,7 +188,6 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
     sizing step turns it into K when the trial runs.
     """
     from petscale.heads import answers_in_words, resolve_head  # here to keep the CLI fast
-    from petscale.methods import has_budget
 
     counts: dict[tuple[str, str], int] = {}
     words: dict[str, bool] = {}
@@ -205,7 +206,7 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
     for model in spec.models:
         for task in spec.tasks:
             for entry in spec.methods:
-                if model not in words and (entry.name == "probe" or spec.head in HEADLESS):
+                if model not in words and (head_only(entry.name) or spec.head in HEADLESS):
                     words[model] = answers_in_words(model)
                 if words.get(model) and _headless(model, entry.name, spec.head):
                     continue
@@ -213,17 +214,17 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                 # trials (the same ids) of head: frozen; the head alone keeps its head trainable
                 head = (
                     "trainable"
-                    if entry.name == "probe"
+                    if head_only(entry.name)
                     else resolve_head(spec.head, not words.get(model, False), model)
                 )
-                fixed = not has_budget(entry.name)
+                fixed = is_fixed(entry.name)
                 budgets = (None,) if fixed else entry.budgets or spec.budgets
                 for budget in budgets:
                     options = dict(entry.options)
                     if isinstance(budget, int):
                         options["budget"] = budget
                     elif isinstance(budget, Match) and budget.method != entry.name:
-                        if entry.name == "apet":
+                        if sizing(entry.name) == "native":
                             options["match"] = budget.method
                         else:
                             options["budget"] = matched(model, budget.method)
@@ -251,7 +252,7 @@ def untuned_config(values: Mapping[str, Any]) -> dict[str, Any]:
     """The untuned trial of a trial's cell (``values``: its settings): the same model, task,
     seed and evaluation settings, method ``untuned``, training settings at their defaults."""
     kept = {key: values[key] for key in ("model", "task", "seed", *UNTUNED_KEEPS)}
-    return _config({**TRIAL_DEFAULTS, **kept, "method": "untuned", "options": {}})
+    return _config({**TRIAL_DEFAULTS, **kept, "method": floor_method(), "options": {}})
 
 
 def _config(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -264,12 +265,13 @@ def _headless(model: str, method: str, head: str) -> bool:
     """For a model without a classification head (it answers in words): True where ``head:
     auto`` leaves its trial out (the head alone, probe); an error where the spec asks for a
     head it lacks."""
-    if method == "probe":
+    if head_only(method):
         if head == "auto":
             return True
         raise UserError(
-            f"methods.probe trains the classification head alone; {model} answers in words and "
-            "has none: use head: auto (probe then runs on the models with a head) or drop probe"
+            f"methods.{method} trains the classification head alone; {model} answers in words "
+            f"and has none: use head: auto ({method} then runs on the models with a head) or "
+            f"drop {method}"
         )
     if head == "frozen":
         raise UserError(
@@ -355,9 +357,7 @@ def _method_entry(name: Any, options: Any) -> MethodEntry:
             )
     budgets = options.pop("budgets", None)
     if budgets is not None:
-        from petscale.methods import has_budget
-
-        if not has_budget(name):
+        if is_fixed(name):
             raise UserError(f"{key}.budgets: {name} has a fixed size, no budget; remove 'budgets'")
         budgets = _budgets(budgets, f"{key}.budgets")
     from petscale.budget import check_options  # the methods' own checks, as `tune` makes them
@@ -371,10 +371,8 @@ def _method_entry(name: Any, options: Any) -> MethodEntry:
 
 def _sizes_with_budgets(entries: tuple[MethodEntry, ...], budgets: tuple[Budget, ...]) -> None:
     """An option that fixes a method's size (a LoRA rank) leaves nothing for a budget to set."""
-    from petscale.methods import get_method
-
     for entry in entries:
-        knob = get_method(entry.name).config_class.size_option
+        knob = config_class(entry.name).size_option
         sized = [b for b in entry.budgets or budgets if b is not None and b != Match(entry.name)]
         if knob in entry.options and sized:
             raise UserError(
@@ -395,8 +393,10 @@ def _budgets(value: Any, key: str) -> tuple[Budget, ...]:
             budgets.append(None)
         elif isinstance(item, Mapping) and set(item) == {"match"}:
             target = _method_name(item["match"], f"{where}.match")
-            if target == "apet":
-                raise UserError(f"{where}.match: apet has no default budget; match another method")
+            if not matchable(target):
+                raise UserError(
+                    f"{where}.match: {target} has no default budget; match another method"
+                )
             budgets.append(Match(target))
         elif isinstance(item, Mapping) and set(item) == {"geom"}:
             budgets.extend(_geom(item["geom"], f"{where}.geom"))
@@ -436,7 +436,7 @@ def _int(value: Any, key: str, minimum: int) -> int:
         raise UserError(f"{key}: expected a whole number, got {value!r}")
     if number < minimum:
         raise UserError(f"{key}: {value!r} is too small; use a number >= {minimum}")
-    if number >= 2**63:  # past what torch takes as a seed or a size
+    if number >= MAX_INT:  # past what torch takes as a seed or a size
         raise UserError(f"{key}: {value!r} is too large; use a number below 2**63")
     return int(number)
 
@@ -448,7 +448,7 @@ def _number(value: Any, key: str) -> float:
             value = float(value)
         except ValueError:
             raise UserError(f"{key}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not (is_number(value) and math.isfinite(value)):
         raise UserError(f"{key}: expected a number, got {value!r}")
     return value
 
@@ -465,10 +465,7 @@ def _lr(value: Any) -> float | dict[str, float] | None:
 
 def _rate(value: Any, key: str) -> float:
     number = float(_number(value, key))
-    if number <= 0:
-        raise UserError(f"{key}: the learning rate must be > 0, got {value!r}")
-    if number > MAX_LR:  # tune's bound too
-        raise UserError(f"{key}: {value!r} is far above any useful rate; use at most {MAX_LR}")
+    learning_rate(key, number)  # tune's bounds too
     return number
 
 
@@ -488,7 +485,7 @@ def _setting(key: str, value: Any) -> Any:
             raise UserError(f"{key}: expected one of {', '.join(rule.choices())}, got {value!r}")
         return value
     if wanted is int:
-        return _int(value, key, -(2**63) if rule.minimum is None else rule.minimum)
+        return _int(value, key, -MAX_INT if rule.minimum is None else rule.minimum)
     if wanted is float:
         return float(_number(value, key))
     if not isinstance(value, wanted):

@@ -24,6 +24,7 @@ from typing import Any
 
 from petscale.errors import UserError
 from petscale.ids import TRIAL_ID_PATTERN, trial_id
+from petscale.results import COLUMNS
 from petscale.study.integrity import STATUSES, TAMPERED, checked_row, config_problem
 
 STORE_NAME = "study.sqlite"
@@ -31,7 +32,7 @@ SPEC_NAME = "spec.yaml"  # the spec last run into the folder
 TRIALS_DIR = "trials"  # DIR/trials/<trial id>/: a kept trial's run folder (delta + head)
 LEASE_S = 120.0  # a running row whose heartbeat is older than this is taken to be dead
 
-_SCHEMA = """
+_SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS trials (
     id TEXT PRIMARY KEY,
     config TEXT NOT NULL,
@@ -39,15 +40,7 @@ CREATE TABLE IF NOT EXISTS trials (
         CHECK (status IN ('pending', 'running', 'done', 'failed')),
     error TEXT,
     traceback TEXT,
-    metric TEXT,
-    dev_score REAL,
-    test_score REAL,
-    random_guess REAL,
-    trainable_params INTEGER,
-    head_params INTEGER,
-    total_params INTEGER,
-    seconds REAL,
-    peak_memory_mb REAL,
+{result_columns}
     result TEXT,
     owner TEXT,
     host TEXT,
@@ -66,21 +59,10 @@ CREATE TABLE IF NOT EXISTS curve (
     PRIMARY KEY (trial_id, step)
 );
 """
-# Result keys copied into their own columns; the whole result is kept as JSON too.
-RESULT_COLUMNS = (
-    "metric",
-    "dev_score",
-    "test_score",
-    "random_guess",
-    "trainable_params",
-    "head_params",
-    "total_params",
-    "seconds",
-    "peak_memory_mb",
+# The result's own columns (``petscale.results``); the whole result is kept as JSON too.
+_SCHEMA = _SCHEMA_TEMPLATE.replace(
+    "{result_columns}", "\n".join(f"    {name} {kind}," for name, kind in COLUMNS.items())
 )
-#: Result keys kept in the result's JSON only, which the export and the analyses read: the
-#: examples each split was scored on and their majority-class share (the analyses' floors).
-EVALUATION_KEYS = ("dev_examples", "test_examples", "dev_majority", "test_majority")
 
 
 @dataclass(frozen=True)
@@ -223,12 +205,12 @@ class Store:
 
     def finish(self, tid: str, result: Mapping[str, Any]) -> bool:
         """Record a completed trial and its curve together; False if it was already done."""
-        values = [_column(key, result.get(key)) for key in RESULT_COLUMNS]
+        values = [_column(key, result.get(key)) for key in COLUMNS]
         curve = [(tid, int(step), _float(score)) for step, score in result.get("curve") or []]
         with self._transaction():
             cursor = self.db.execute(
                 "UPDATE trials SET status = 'done', error = NULL, traceback = NULL,"
-                + "".join(f" {key} = ?," for key in RESULT_COLUMNS)
+                + "".join(f" {key} = ?," for key in COLUMNS)
                 + " result = ?, finished_at = ? WHERE id = ? AND status != 'done'",
                 (*values, json.dumps(result, default=str), time.time(), tid),
             )
@@ -381,9 +363,10 @@ def _column(key: str, value: Any) -> str | int | float | None:
     # Plain Python types: sqlite3 cannot bind numpy or torch scalars.
     if value is None:
         return None
-    if key == "metric":
+    kind = COLUMNS[key]
+    if kind == "TEXT":
         return str(value)
-    return int(value) if key.endswith("_params") else float(value)
+    return int(value) if kind == "INTEGER" else float(value)
 
 
 def _float(value: Any) -> float | None:

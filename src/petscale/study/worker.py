@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from petscale.errors import UserError
+from petscale.results import TrialResult
 
 DEFAULT_TRIAL = "petscale.trial:run_trial"
 TrialFn = Callable[[dict[str, Any]], dict[str, Any]]
@@ -53,6 +54,8 @@ def execute(path: str, config: dict[str, Any], threads: int, out: str | None = N
             result = function(config, out=out)
         else:
             result = function(config)
+        if isinstance(result, TrialResult):
+            result = result.to_dict()
         if not isinstance(result, dict):
             raise TypeError(f"the trial function returned {type(result).__name__}, not a dict")
         return {"ok": True, "result": result}

@@ -16,6 +16,10 @@ from petscale.tasks.build import carve_dev, index_labels, label_word, sorted_lab
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid"), "test": ("test",)}
+#: The most characters one example may take: a JSON line, or a CSV/TSV row with all its cells.
+#: A model reads a few thousand tokens at most; a longer example is a broken file, and would
+#: only cost memory and tokenizing time.
+MAX_EXAMPLE_CHARS = 1_000_000
 
 
 @dataclass
@@ -76,6 +80,7 @@ def _read_jsonl(path: Path, text: str) -> Table:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        _check_length(f"{path} line {number}", len(line))
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
@@ -98,10 +103,27 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> Table:
     rows, lines = [], []
     start = 2  # the first data line, after the header
     for row in reader:
+        _check_length(f"{path} line {start}", sum(map(_cell_length, row.values())))
         rows.append(row)
         lines.append(start)
         start = reader.line_num + 1
     return Table(path, list(reader.fieldnames or []), rows, lines)
+
+
+def _cell_length(value: object) -> int:
+    """A CSV cell's characters (cells past the header's come as one list)."""
+    if isinstance(value, list):
+        return sum(map(_cell_length, value))
+    return len(value) if isinstance(value, str) else 0
+
+
+def _check_length(where: str, length: int) -> None:
+    if length > MAX_EXAMPLE_CHARS:
+        raise UserError(
+            f"{where}: one example of {length:,} characters, over petscale's limit of "
+            f"{MAX_EXAMPLE_CHARS:,}; shorten it or split it into several examples (a model "
+            "reads only its first few thousand tokens)"
+        )
 
 
 def find_split_files(folder: Path) -> dict[str, Path]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -73,19 +76,78 @@ def _fresh_keys(info: dict) -> list[str]:
     return [*info["missing_keys"], *(k if isinstance(k, str) else k[0] for k in mismatched)]
 
 
+def may_be_fresh(model: nn.Module, answer: Answer, key: str) -> bool:
+    """Whether a checkpoint may lack ``key`` (transformers then draws it at random): only a
+    classification head's own weights (outside the base model: a new task's head, or one for
+    another number of classes) and a base model's pooler (sentence-transformers checkpoints
+    have none). Anything else drawn at random is a model other than the checkpoint."""
+    prefix = getattr(model, "base_model_prefix", "")
+    if answer != "classify" or not prefix or not hasattr(model, prefix):
+        return False
+    return not key.startswith(f"{prefix}.") or key.startswith(f"{prefix}.pooler.")
+
+
+def checked_fresh(
+    source: object,
+    model: nn.Module,
+    info: dict,
+    answer: Answer,
+    saved: dict[str, tuple[int, ...]],
+) -> list[str]:
+    """The weights drawn at random on load; refused unless each may be (``may_be_fresh``): a
+    checkpoint whose tensors do not match the config's names and shapes is not this model."""
+    fresh = _fresh_keys(info)
+    wrong = [key for key in fresh if not may_be_fresh(model, answer, key)]
+    if not wrong:
+        return fresh
+    wanted = model.state_dict()
+    prefix = getattr(model, "base_model_prefix", "")
+    mismatched = {k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys", [])}
+    shown = wrong[:3]
+    problems = []
+    for key in (k for k in shown if k in mismatched):
+        names = (key, key.removeprefix(f"{prefix}."), f"{prefix}.{key}")
+        has = next((saved[n] for n in names if n in saved), None)
+        shape = f"is {has} in the checkpoint" if has is not None else "has another shape"
+        need = tuple(wanted[key].shape) if key in wanted else "another"
+        problems.append(f"{key} {shape}, the config needs {need}")
+    absent = [k for k in shown if k not in mismatched]
+    if absent:
+        problems.append(f"the checkpoint has no {', '.join(absent)}")
+    more = f" (and {len(wrong) - len(shown)} more)" if len(wrong) > len(shown) else ""
+    unused = sorted(info.get("unexpected_keys", []))
+    extra = f"; it holds {unused[0]!r}, which the model has no place for" if unused else ""
+    raise UserError(
+        f"{source}: the weights do not match config.json: {'; '.join(problems)}{more}{extra}; "
+        "pass the folder the weights were saved in with their own config.json"
+    )
+
+
 def load_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> LoadedModel:
-    """The model ``name`` with real weights where they are here, random ones otherwise."""
+    """The model ``name`` with real weights where they are here, random ones otherwise.
+
+    Real weights must be the checkpoint's own: a checkpoint that lacks a weight of the
+    config's model, or holds it in another shape, is refused (a task head and a missing
+    pooler are drawn at random and kept in ``fresh``)."""
     config = registry.load_config(name)
     answer = answer_for(config, task_kind)
     model_class = _CLASSES[answer]
     folder = registry.weights_folder(name)
-    # A checkpoint's own head for another number of classes is drawn afresh, as a missing one is.
-    kwargs = (
-        {"num_labels": num_labels, "ignore_mismatched_sizes": True} if answer == "classify" else {}
-    )
+    with torch.device("meta"):  # the model's shapes, before a byte is allocated
+        twin = model_class.from_config(
+            _with_labels(copy.deepcopy(config), answer, num_labels), trust_remote_code=False
+        )
+    check_size(name, twin)
+    # A weight of another shape is drawn afresh, as a missing one is; checked_fresh then
+    # refuses every one but a head's (a checkpoint's own head for another number of classes).
+    kwargs = {"ignore_mismatched_sizes": True}
+    if answer == "classify":
+        kwargs["num_labels"] = num_labels
     fresh: list[str] = []
     if folder is not None:
-        registry.check_weight_files(folder)
+        saved = registry.check_weight_files(folder)
+        tokenizer = load_tokenizer(folder)
+        check_vocabulary(folder, tokenizer, twin)
         model, info = registry.pretrained(
             model_class.from_pretrained,
             folder,
@@ -93,18 +155,19 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
             **registry.weight_options(),
             **kwargs,
         )
-        fresh = _fresh_keys(info)
-        tokenizer = registry.pretrained(AutoTokenizer.from_pretrained, folder)
+        fresh = checked_fresh(folder, model, info, answer, saved)
         pretrained = True
     elif name in registry.entries():
         registry.random_init_warning(name)
+        tokenizer = load_tokenizer(registry.weights_folder(FALLBACK_TOKENIZER_MODEL))
+        check_vocabulary(name, tokenizer, twin)
         model = model_class.from_config(
             _with_labels(config, answer, num_labels), trust_remote_code=False
         )
-        fallback = registry.weights_folder(FALLBACK_TOKENIZER_MODEL)
-        tokenizer = registry.pretrained(AutoTokenizer.from_pretrained, fallback)
         pretrained = False
     else:
+        tokenizer = registry.from_hub(name, AutoTokenizer.from_pretrained)
+        check_vocabulary(name, tokenizer, twin)
         model, info = registry.from_hub(
             name,
             model_class.from_pretrained,
@@ -112,8 +175,7 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
             **registry.weight_options(),
             **kwargs,
         )
-        fresh = _fresh_keys(info)
-        tokenizer = registry.from_hub(name, AutoTokenizer.from_pretrained)
+        fresh = checked_fresh(name, model, info, answer, {})
         pretrained = True
     _ensure_pad_token(tokenizer, model)
     params = dict(model.named_parameters())
@@ -125,6 +187,79 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
         registry.declared_pooling(name),
         {key: params[key] for key in fresh if key in params},
     )
+
+
+def memory_bytes() -> int:
+    """This machine's memory (or the container's limit, where lower)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def max_params() -> int:
+    """The most parameters petscale loads: as many as this machine's memory holds in float32
+    (4 bytes each); training needs more (gradients, optimizer state), never less."""
+    return memory_bytes() // 4
+
+
+def check_size(name: str, twin: nn.Module) -> None:
+    """Refuse, before anything is allocated, a model larger than this machine can hold (its
+    exact count from ``twin``, on the meta device)."""
+    total = sum(p.numel() for p in twin.parameters())
+    limit = max_params()
+    if total > limit:
+        raise UserError(
+            f"{name} has {total:,} parameters, more than this machine's memory holds "
+            f"({memory_bytes() / 2**30:.0f} GiB: at most {limit:,} parameters of 4 bytes); "
+            "check its config.json sizes, or run it on a larger machine"
+        )
+
+
+#: Files a saved tokenizer is made of (one of them at least).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+)
+
+
+def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in ``folder``; a missing or unreadable one is a one-line error."""
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(
+            f"{folder} holds no tokenizer (tokenizer.json, tokenizer_config.json, vocab.txt "
+            "...); save the model's tokenizer into it: tokenizer.save_pretrained(folder)"
+        )
+    try:
+        return registry.pretrained(AutoTokenizer.from_pretrained, folder)
+    except UserError:
+        raise
+    except Exception as err:  # the tokenizers library reports a bad file as a bare Exception
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(
+            f"{folder}: its tokenizer cannot be read ({first}); save the model's tokenizer "
+            "into it again: tokenizer.save_pretrained(folder)"
+        ) from None
+
+
+def check_vocabulary(source: object, tokenizer: PreTrainedTokenizerBase, twin: nn.Module) -> None:
+    """Every id the tokenizer gives has a row in the model's embeddings (checked at load, not
+    as an IndexError in the middle of training)."""
+    rows = getattr(twin.get_input_embeddings(), "num_embeddings", None)
+    ids = [*tokenizer.get_vocab().values(), *tokenizer.all_special_ids]
+    top = max((i for i in ids if isinstance(i, int)), default=-1)
+    if rows is not None and top >= rows:
+        raise UserError(
+            f"{source}: the tokenizer gives ids up to {top:,}, but the model has {rows:,} "
+            "embeddings (config.json's vocab_size); pass the tokenizer the model was trained with"
+        )
 
 
 def meta_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> nn.Module:
