@@ -39,7 +39,7 @@ from torch import nn
 
 from petscale.checks import is_a
 from petscale.errors import UserError
-from petscale.folders import recover, swap_in
+from petscale.folders import clean_stale, new_staging, recover, set_aside, swap_in
 from petscale.methods.base import Delta, read_json_object, read_saved
 from petscale.settings import HINTS, RULES, kind
 from petscale.zoo.registry import is_local_folder
@@ -63,6 +63,7 @@ class SavedRun:
 def check_out(out: Path) -> None:
     """Refuse, before any training, an ``--out`` that a finished run could not replace."""
     recover(out)
+    clean_stale(out.parent)  # what a killed run left there: free its space before training
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder for the run")
     if out.is_dir() and any(out.iterdir()) and not (out / "trial.json").is_file():
@@ -100,7 +101,7 @@ def save_run(
     staging = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        staging = new_staging(out)
         _write(staging, delta, tensors, files)
     except BaseException as err:
         if staging is not None:  # no half-written staging folder is left behind
@@ -117,7 +118,7 @@ def save_run(
     except OSError as err:
         raise UserError(
             f"could not move the finished run into {out} ({err.strerror or err}); "
-            f"it was kept in {staging}"
+            f"it was kept in {set_aside(staging)}"
         ) from err
 
 
@@ -174,7 +175,7 @@ def portable(trial: dict[str, Any]) -> dict[str, Any]:
 def read_run(folder: str | Path) -> SavedRun:
     """The run saved in ``folder``, its JSON files and tensors checked (not yet against a model)."""
     folder = Path(folder)
-    recover(folder)
+    recover(folder, reading=True)  # a reader puts an earlier run back, and deletes nothing
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; pass a folder written by `tune --out`")
     if not (folder / "trial.json").is_file():

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from petscale import tracking
 from petscale.answers import answerer_for
 from petscale.answers.base import Answerer, Features
-from petscale.budget import attach_method, check_options
+from petscale.budget import attach_method
 from petscale.errors import UserError
 from petscale.features import encode_splits
 from petscale.heads import (
@@ -32,7 +32,7 @@ from petscale.heads import (
     resolve_head,
 )
 from petscale.ids import trial_id
-from petscale.methods import get_method, option_names
+from petscale.methods import check_options, get_method, option_names
 from petscale.methods.base import Delta
 from petscale.pooling import resolve_pooling
 from petscale.results import TrialResult

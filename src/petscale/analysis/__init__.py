@@ -17,6 +17,7 @@ from petscale.analysis.findings import Finding, findings
 from petscale.analysis.floors import floor_rows
 from petscale.analysis.gaps import gap_trend, gaps
 from petscale.analysis.matched import matched_comparison
+from petscale.analysis.selection import SELECTABLE, select_on_dev
 from petscale.analysis.stats import aggregate
 from petscale.analysis.subspace import (
     dense_deltas,
@@ -34,6 +35,7 @@ from petscale.analysis.verdicts import VERDICTS, Rule, judge
 __all__ = [
     "AGREE_FACTOR",
     "PALETTE",
+    "SELECTABLE",
     "TOLERANCE",
     "VERDICTS",
     "Rule",
@@ -60,6 +62,7 @@ __all__ = [
     "reference_lines",
     "same_type_vs_cross",
     "score_vs_params",
+    "select_on_dev",
     "score_vs_params_figure",
     "spectra_figure",
     "spectrum",

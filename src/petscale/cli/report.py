@@ -42,6 +42,13 @@ def report(
             help="Compare the subspaces of the kept deltas (spectra, angles; study folder)."
         ),
     ] = False,
+    select: Annotated[
+        str | None,
+        typer.Option(
+            help="A swept training setting (lr, steps, batch_size, eval_every): pick its value "
+            "per cell on dev, then read every analysis on test."
+        ),
+    ] = None,
     json_output: o.Json = False,
 ) -> None:
     """Write report.html (figures embedded), figures/*.png|svg, thresholds.csv, gaps.csv and
@@ -55,6 +62,7 @@ def report(
         transfer_limit=transfer_limit,
         subspace=subspace,
         progress=not json_output,
+        select=select,
     )
     page = write(built, out or default_out(path))
     if json_output:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from petscale.checks import finite, is_a
 from petscale.errors import UserError
 from petscale.methods.configs import (
     AdapterConfig,
@@ -216,12 +218,45 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def check_options(method: str, options: Mapping[str, Any]) -> None:
+    """Every check a method's options get without a model: known names, finite numbers, the
+    method's own validation, and a budget never given with the size it picks."""
+    hints = typing.get_type_hints(config_class(method))
+    for name, value in options.items():
+        flag = f"--{name.replace('_', '-')}"
+        finite(flag, value)
+        if name in hints and not is_a(value, hints[name]):
+            kind = " or ".join(t.__name__ for t in typing.get_args(hints[name]) or [hints[name]])
+            raise UserError(f"{flag} takes {kind.replace('NoneType', 'nothing')}, got {value!r}")
+    if sizing(method) == "native":
+        make_config(method, dict(options))  # the config checks its own budget and match
+        return
+    if "budget" in options and "match" in options:
+        raise UserError("give either --budget or --match, not both")
+    if "match" in options:
+        check_match(options["match"])
+    given = {k for k in ("budget", "match") if k in options}
+    if not given:
+        make_config(method, dict(options))
+        return
+    flag = "--" + given.pop()
+    knob = config_class(method).size_option
+    if knob is None:
+        raise UserError(f"method {method!r} has no size to fit {flag} to; drop {flag}")
+    if knob in options:
+        raise UserError(f"give either {flag} or --{knob.replace('_', '-')}, not both")
+    if options.get("budget", 1) <= 0:
+        raise UserError(f"--budget must be positive, got {options['budget']}")
+    make_config(method, {k: v for k, v in options.items() if k not in ("budget", "match")})
+
+
 __all__ = [
     "CONFIGS",
     "METHODS",
     "Method",
     "MethodConfig",
     "check_match",
+    "check_options",
     "config_class",
     "floor_method",
     "get_method",

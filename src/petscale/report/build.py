@@ -39,6 +39,7 @@ def gather(
     transfer_limit: int = 200,
     subspace: bool = False,
     progress: bool = False,
+    select: str | None = None,
 ) -> Report:
     """Every analysis of the study in the folder ``path`` (its store must exist and hold done
     trials), or of the table at ``path`` that ``petscale study export`` wrote (CSV or Parquet).
@@ -47,7 +48,9 @@ def gather(
     model untuned on them (the floor of the relative score; at most ``transfer_limit`` dev
     examples each); ``subspace`` compares the kept deltas' subspaces.
     Both load models, so they are off by default and need the study folder (a table keeps no
-    delta); ``progress`` shows the transfer's bar.
+    delta); ``progress`` shows the transfer's bar. ``select`` (a swept training setting, e.g.
+    ``lr``) picks its value per cell on dev and reads every analysis on test
+    (:func:`petscale.analysis.select_on_dev`).
     """
     path = Path(path)
     from_table = is_table(path)
@@ -76,6 +79,8 @@ def gather(
         raise UserError(
             f"the study in {path} has no finished trial yet; run `petscale study run SPEC`"
         )
+    if select:
+        df = analysis.select_on_dev(df, select)
     thresholds = analysis.thresholds(df)
     gaps = analysis.gaps(df)
     conv = analysis.convergence(df)
@@ -116,6 +121,7 @@ def gather(
         "spec": spec,
         "transfer": transfer,
         "subspace": subspace,
+        "selected": select,  # the setting picked per cell on dev (scores then: test)
     }
     return Report(
         folder=path,

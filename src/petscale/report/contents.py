@@ -71,9 +71,11 @@ class Report:
         )
 
     def trial_table(self) -> pd.DataFrame:
-        """A row per done trial (``TRIAL_COLUMNS``; budget: trainable parameters), in a fixed
-        order: model, task, structure, budget, seed, then id."""
-        table = self.results.reindex(columns=list(TRIAL_COLUMNS))
+        """A row per done trial (``TRIAL_COLUMNS``, and ``selected_<setting>`` where a setting
+        was picked on dev; budget: trainable parameters), in a fixed order: model, task,
+        structure, budget, seed, then id."""
+        picked = [c for c in self.results.columns if str(c).startswith("selected_")]
+        table = self.results.reindex(columns=[*TRIAL_COLUMNS, *picked])
         return table.sort_values(
             ["model", "task", "structure", "budget", "seed", "trial_id"],
             kind="mergesort",

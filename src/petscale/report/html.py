@@ -139,6 +139,11 @@ def _facts(ctx: dict[str, Any]) -> str:
         "Models": ", ".join(ctx["models"]),
         "Tasks": ", ".join(ctx["tasks"]),
         "Seeds": ", ".join(str(s) for s in ctx["seeds"]),
+        "Scores": (
+            f"test, at the {ctx['selected']} picked per cell on dev"
+            if ctx.get("selected")
+            else "dev"
+        ),
     }
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts.items())
     return f'<dl class="facts">{items}</dl>'

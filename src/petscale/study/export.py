@@ -100,14 +100,31 @@ def _check_out(path: Path, folder: Path, fmt: str) -> None:
         raise UserError(
             f"--out {path} is a folder; give a file path, e.g. {path / f'trials.{fmt}'}"
         )
-    own = [folder / STORE_NAME, folder / f"{STORE_NAME}-wal", folder / f"{STORE_NAME}-shm"]
-    if path.exists() and any(path.resolve() == p.resolve() for p in [*own, folder / SPEC_NAME]):
-        raise UserError(f"--out {path} is the study's own store or spec; give another file")
+    # SQLite's side files come and go with its connections: refused whether or not they exist
+    # now (an export written as the -wal file is deleted by the next access to the store).
+    names = ("", "-wal", "-shm", "-journal")
+    own = [*(folder / f"{STORE_NAME}{n}" for n in names), folder / SPEC_NAME]
+    if any(_same_file(path, p) for p in own):
+        raise UserError(
+            f"--out {path} is one of the study's own files (its store, the store's -wal, -shm "
+            f"or -journal file, or its spec); give another file, e.g. {folder / f'trials.{fmt}'}"
+        )
     if path.exists() and not _earlier_export(path, fmt):
         raise UserError(
             f"--out {path} exists and is not an earlier {fmt} export of a study; give a new "
             "path, or move that file away"
         )
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether ``path`` names ``other``: the same path once links are followed, or the same
+    file under another name (a hard link)."""
+    if path.resolve() == other.resolve():
+        return True
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # either does not exist
+        return False
 
 
 def _earlier_export(path: Path, fmt: str) -> bool:

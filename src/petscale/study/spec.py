@@ -27,7 +27,9 @@ Only ``models``, ``tasks`` and ``methods`` are required::
     untuned: true                   # add each cell's untuned trial (method untuned: the floor)
 
 ``methods`` may also be a list, to run one method with several option sets:
-``[lora, {apet: {pattern: adjacent}}, {apet: {pattern: discrete}}]``.
+``[lora, {apet: {pattern: adjacent}}, {apet: {pattern: discrete}}]``. A list for a trial
+setting (``lr: [1.0e-4, 1.0e-3]``, ``steps: [100, 300]``) or for a method option that is not
+itself a list (``lora: {rank: [4, 8]}``) sweeps it: the grid is the product.
 
 Each (model, task, method entry, budget, seed) becomes one trial config: a plain dict with
 every key of ``CONFIG_KEYS`` present (``eval_limit`` only when set, so that the ids of studies
@@ -39,17 +41,27 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import typing
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from petscale.checks import MAX_INT, is_number, learning_rate
+from petscale.checks import MAX_INT, is_a, is_number, learning_rate
 from petscale.errors import UserError
 from petscale.ids import trial_id
-from petscale.methods import config_class, floor_method, head_only, is_fixed, matchable, sizing
+from petscale.methods import (
+    check_options,
+    config_class,
+    floor_method,
+    head_only,
+    is_fixed,
+    matchable,
+    sizing,
+)
 from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, kind
 from petscale.settings import DEFAULTS as TRIAL_DEFAULTS
 
@@ -101,20 +113,17 @@ class Spec:
     seeds: tuple[int, ...]
     keep_deltas: bool
     untuned: bool  # add the untuned trial of every (model, task, seed, head ...)
-    #: the study-wide trial settings (``settings.STUDY_SETTINGS``: steps, lr, head ...),
-    #: checked; read as attributes (``spec.steps``)
-    settings: Mapping[str, Any]
+    #: the study-wide trial settings (``settings.STUDY_SETTINGS``: steps, lr, head ...), each
+    #: a tuple of its values, checked: a list in the spec sweeps the setting
+    settings: Mapping[str, tuple[Any, ...]]
+    #: ``lr: {method: rate or [rates]}``: the rates of the methods it names (the others take
+    #: ``settings["lr"]``, their default)
+    method_lr: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> Any:
-        settings = self.__dict__.get("settings", {})
-        if name in settings:
-            return settings[name]
-        raise AttributeError(name)
-
-    def lr_for(self, method: str) -> float | None:
-        if isinstance(self.lr, Mapping):
-            return self.lr.get(method)
-        return self.lr
+    def variants(self, method: str) -> list[dict[str, Any]]:
+        """Every combination of the study settings' values for ``method``, in spec order."""
+        values = {**self.settings, "lr": self.method_lr.get(method, self.settings["lr"])}
+        return [dict(zip(values, combo, strict=True)) for combo in product(*values.values())]
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -164,6 +173,7 @@ def parse_spec(data: Any) -> Spec:
         if key not in data:
             raise UserError(f"missing key {key!r}; list at least one")
     values = {**DEFAULTS, **data}
+    settings, method_lr = _settings(values)
     methods = _methods(values["methods"])
     budgets = _budgets(values["budgets"], "budgets")
     _sizes_with_budgets(methods, budgets)
@@ -173,7 +183,8 @@ def parse_spec(data: Any) -> Spec:
         methods=methods,
         budgets=budgets,
         seeds=_seeds(values["seeds"]),
-        settings={key: _setting(key, values[key]) for key in STUDY_SETTINGS},
+        settings=settings,
+        method_lr=method_lr,
         keep_deltas=_bool(values["keep_deltas"], "keep_deltas"),
         untuned=_bool(values["untuned"], "untuned"),
     )
@@ -206,44 +217,45 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
     for model in spec.models:
         for task in spec.tasks:
             for entry in spec.methods:
-                if model not in words and (head_only(entry.name) or spec.head in HEADLESS):
-                    words[model] = answers_in_words(model)
-                if words.get(model) and _headless(model, entry.name, spec.head):
-                    continue
-                # auto is resolved here, per model: an encoder's trials under auto are the very
-                # trials (the same ids) of head: frozen; the head alone keeps its head trainable
-                head = (
-                    "trainable"
-                    if head_only(entry.name)
-                    else resolve_head(spec.head, not words.get(model, False), model)
-                )
-                fixed = is_fixed(entry.name)
-                budgets = (None,) if fixed else entry.budgets or spec.budgets
-                for budget in budgets:
-                    options = dict(entry.options)
-                    if isinstance(budget, int):
-                        options["budget"] = budget
-                    elif isinstance(budget, Match) and budget.method != entry.name:
-                        if sizing(entry.name) == "native":
-                            options["match"] = budget.method
-                        else:
-                            options["budget"] = matched(model, budget.method)
-                    for seed in spec.seeds:
-                        values = {
-                            **spec.settings,
-                            "model": model,
-                            "task": task,
-                            "method": entry.name,
-                            "options": options,
-                            "head": head,
-                            "lr": spec.lr_for(entry.name),
-                            "seed": seed,
-                        }
-                        config = _config(values)
-                        configs.setdefault(trial_id(config), config)
-                        if spec.untuned:
-                            floor = untuned_config(values)
-                            floors.setdefault(trial_id(floor), floor)
+                for setting in spec.variants(entry.name):
+                    head_mode = setting["head"]
+                    if model not in words and (head_only(entry.name) or head_mode in HEADLESS):
+                        words[model] = answers_in_words(model)
+                    if words.get(model) and _headless(model, entry.name, head_mode):
+                        continue
+                    # auto is resolved here, per model: an encoder's trials under auto are the
+                    # very trials (the same ids) of head: frozen; the head alone keeps its head
+                    # trainable
+                    head = (
+                        "trainable"
+                        if head_only(entry.name)
+                        else resolve_head(head_mode, not words.get(model, False), model)
+                    )
+                    budgets = (None,) if is_fixed(entry.name) else entry.budgets or spec.budgets
+                    for budget in budgets:
+                        options = dict(entry.options)
+                        if isinstance(budget, int):
+                            options["budget"] = budget
+                        elif isinstance(budget, Match) and budget.method != entry.name:
+                            if sizing(entry.name) == "native":
+                                options["match"] = budget.method
+                            else:
+                                options["budget"] = matched(model, budget.method)
+                        for seed in spec.seeds:
+                            values = {
+                                **setting,
+                                "model": model,
+                                "task": task,
+                                "method": entry.name,
+                                "options": options,
+                                "head": head,
+                                "seed": seed,
+                            }
+                            config = _config(values)
+                            configs.setdefault(trial_id(config), config)
+                            if spec.untuned:
+                                floor = untuned_config(values)
+                                floors.setdefault(trial_id(floor), floor)
     # the floors first: cheap (no step), and a run stopped early still has them
     return list({**floors, **configs}.values())
 
@@ -340,10 +352,12 @@ def _methods(value: Any) -> tuple[MethodEntry, ...]:
         raise UserError("methods: expected a map method -> options, or a list of methods")
     if not items:
         raise UserError("methods: the list is empty; name at least one method")
-    return tuple(_method_entry(name, options) for name, options in items)
+    return tuple(entry for name, options in items for entry in _method_entries(name, options))
 
 
-def _method_entry(name: Any, options: Any) -> MethodEntry:
+def _method_entries(name: Any, options: Any) -> tuple[MethodEntry, ...]:
+    """A method's entry, one per combination where an option holds a list of values that the
+    option itself does not take as a list (``lora: {rank: [4, 8]}`` sweeps the rank)."""
     key = f"methods.{name}"
     name = _method_name(name, "methods")
     options = {} if options is None else options
@@ -360,13 +374,23 @@ def _method_entry(name: Any, options: Any) -> MethodEntry:
         if is_fixed(name):
             raise UserError(f"{key}.budgets: {name} has a fixed size, no budget; remove 'budgets'")
         budgets = _budgets(budgets, f"{key}.budgets")
-    from petscale.budget import check_options  # the methods' own checks, as `tune` makes them
-
-    try:
-        check_options(name, options)
-    except UserError as e:
-        raise UserError(f"{key}: {e}") from None
-    return MethodEntry(name, options, budgets)
+    hints = typing.get_type_hints(config_class(name))
+    swept = {
+        option: tuple(value)
+        for option, value in options.items()
+        if isinstance(value, list) and option in hints and not is_a(value, hints[option])
+    }
+    if any(not values for values in swept.values()):
+        raise UserError(f"{key}: an option's list of values is empty; give at least one")
+    entries = []
+    for combo in product(*swept.values()):
+        chosen = {**options, **dict(zip(swept, combo, strict=True))}
+        try:
+            check_options(name, chosen)  # the methods' own checks, as `tune` makes them
+        except UserError as e:
+            raise UserError(f"{key}: {e}") from None
+        entries.append(MethodEntry(name, chosen, budgets))
+    return tuple(entries)
 
 
 def _sizes_with_budgets(entries: tuple[MethodEntry, ...], budgets: tuple[Budget, ...]) -> None:
@@ -453,14 +477,29 @@ def _number(value: Any, key: str) -> float:
     return value
 
 
-def _lr(value: Any) -> float | dict[str, float] | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return {
-            _method_name(method, "lr"): _rate(lr, f"lr.{method}") for method, lr in value.items()
-        }
-    return _rate(value, "lr")
+def _settings(
+    values: Mapping[str, Any],
+) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[float, ...]]]:
+    """Each study setting's values (a list sweeps it), and ``lr``'s per-method rates."""
+    settings = {key: _sweep(values[key], key, _setting) for key in STUDY_SETTINGS if key != "lr"}
+    lr = values["lr"]
+    method_lr = {}
+    if isinstance(lr, Mapping):
+        for method, rates in lr.items():
+            key = f"lr.{_method_name(method, 'lr')}"
+            method_lr[method] = _sweep(rates, key, lambda k, v: _rate(v, k))
+        lr = None
+    settings["lr"] = (None,) if lr is None else _sweep(lr, "lr", lambda k, v: _rate(v, k))
+    return {key: settings[key] for key in STUDY_SETTINGS}, method_lr
+
+
+def _sweep(value: Any, key: str, check: Callable[[str, Any], Any]) -> tuple[Any, ...]:
+    """One value, or a list of values to sweep (each checked, duplicates dropped)."""
+    if not isinstance(value, list):
+        return (check(key, value),)
+    if not value:
+        raise UserError(f"{key}: the list is empty; give a value, or a list of values to sweep")
+    return tuple(dict.fromkeys(check(f"{key}[{i}]", v) for i, v in enumerate(value)))
 
 
 def _rate(value: Any, key: str) -> float:
@@ -476,10 +515,9 @@ def _bool(value: Any, key: str) -> bool:
 
 
 def _setting(key: str, value: Any) -> Any:
-    """A study-wide trial setting, checked by its rule in ``petscale.settings``."""
-    if key == "lr":  # one rate, or one per method
-        return _lr(value)
-    rule, wanted = RULES[key], kind(key)
+    """A study-wide trial setting's value, checked by its rule in ``petscale.settings``."""
+    name = key.partition("[")[0]
+    rule, wanted = RULES[name], kind(name)
     if rule.choices is not None:
         if value not in rule.choices():
             raise UserError(f"{key}: expected one of {', '.join(rule.choices())}, got {value!r}")
