@@ -9,6 +9,7 @@ import pytest
 
 import tiny
 from petscale import analysis as A
+from petscale import deltas
 from petscale.study.runners import run_study
 from petscale.study.spec import expand, parse_spec
 
@@ -125,7 +126,7 @@ def test_every_analysis_runs_on_the_real_study(study, toy_task, toy_task_2):
 
 
 def test_transfer_between_the_two_tasks(study, toy_task, toy_task_2):
-    scores = A.evaluate_transfer(study, structures=["lora"], limit=20)
+    scores = deltas.evaluate_transfer(study, structures=["lora"], limit=20)
     assert len(scores) == 2 * 2 * 2  # 2 models x 2 source tasks x 2 targets
     matrix = A.transfer_matrix(scores)
     diagonal = matrix[matrix["source"] == matrix["target"]]
@@ -141,9 +142,31 @@ def test_transfer_between_the_two_tasks(study, toy_task, toy_task_2):
     assert A.transfer_figure(matrix) is not None or matrix["relative"].isna().all()
 
 
+def test_transfer_scores_the_trials_own_evaluation(study, tiny_bert, toy_task, tmp_path):
+    """Transfer scores a split as the trial does (``trial.Evaluation``): with the study's eval
+    limit (here none: the whole dev split) a delta's in-task score is its trial's dev score;
+    with ``limit`` the seeded subset a trial with ``eval_limit: limit`` scores, not the first
+    ``limit`` examples."""
+    task = str(toy_task)
+    whole = deltas.evaluate_transfer(study, pairs=[(task, task)], structures=["lora"])
+    dev = A.load_results(study).set_index("trial_id")["dev_score"]
+    assert len(whole) == 2  # one lora delta per model on the task
+    assert list(whole["score"]) == pytest.approx(list(dev[whole["trial_id"]]), abs=1e-9)
+    folder = tmp_path / "limited"
+    spec = {"models": [str(tiny_bert)], "tasks": [task], "methods": ["lora"], "lr": LR}
+    configs = expand(parse_spec({**spec, **COMMON, "eval_limit": 12}))
+    assert run_study(folder, configs, keep_deltas=True, cpus_per_trial=1)["done"] == len(configs)
+    scored = deltas.evaluate_transfer(folder, limit=12, structures=["lora"])
+    trial = A.load_results(folder).set_index("trial_id").loc[scored["trial_id"].item()]
+    assert trial["dev_examples"] == 12
+    assert scored["score"].item() == pytest.approx(trial["dev_score"], abs=1e-9)
+
+
 def test_transfer_to_a_task_the_study_never_tuned_on(study, toy_task, tmp_path):
     unseen = str(tiny.write_toy_task(tmp_path, ["a", "the", "film", "movie", "was", "it"], 2))
-    scores = A.evaluate_transfer(study, structures=["lora"], limit=20, targets=[unseen, toy_task])
+    scores = deltas.evaluate_transfer(
+        study, structures=["lora"], limit=20, targets=[unseen, toy_task]
+    )
     assert set(scores["target"]) == {unseen, str(toy_task)}
     assert len(scores) == 2 * 2 * 2  # 2 models x 2 source tasks x the 2 targets given
     matrix = A.transfer_matrix(scores).set_index(["source", "target"])
@@ -155,7 +178,7 @@ def test_transfer_to_a_task_the_study_never_tuned_on(study, toy_task, tmp_path):
 
 
 def test_subspaces_of_the_kept_deltas(study):
-    table = A.subspace_table(study, k=2)
+    table = deltas.subspace_table(study, k=2)
     assert table["mean_cos"].between(0, 1 + 1e-9).all()
     assert table["random_cos"].between(0, 1).all()
     assert (table["k"] <= 2).all()
@@ -163,7 +186,7 @@ def test_subspaces_of_the_kept_deltas(study):
     # LoRA and both APET patterns write to the query weights; so does full fine-tuning.
     assert {("full", "lora"), ("lora", "apet-adjacent"), ("lora", "apet-discrete")} <= pairs
     assert table["weight"].str.endswith("attention.self.query.weight").any()
-    only = A.subspace_table(study, k=2, structures=["lora"])
+    only = deltas.subspace_table(study, k=2, structures=["lora"])
     assert set(only["differs"]) == {"task"}  # lora on the two tasks, per model
 
 
@@ -179,7 +202,7 @@ def test_label_word_heads_transfer_across_label_sets(tiny_bert, toy_task, tmp_pa
         spec["untuned"] = False  # the transfer scores the untuned models itself
         configs += expand(parse_spec({**spec, "methods": ["lora"], "lr": LR} | COMMON))
     assert run_study(folder, configs, keep_deltas=True, cpus_per_trial=1)["done"] == 4
-    scores = A.evaluate_transfer(folder, limit=20, untuned=True, progress=True)
+    scores = deltas.evaluate_transfer(folder, limit=20, untuned=True, progress=True)
     untuned = scores[scores["source"] == "untuned"]
     # one untuned model per head set-up (label words; the frozen head of seed 0), per target
     assert len(untuned) == 2 * 2 and untuned["score"].between(0, 1).all()
@@ -193,7 +216,7 @@ def test_label_word_heads_transfer_across_label_sets(tiny_bert, toy_task, tmp_pa
     three = scores[scores["target"] == str(other)]
     assert set(three["random_guess"]) == {1 / 3}
     assert (
-        A.transfer_matrix(A.evaluate_transfer(folder, limit=20, untuned=True))["untuned"]
+        A.transfer_matrix(deltas.evaluate_transfer(folder, limit=20, untuned=True))["untuned"]
         .notna()
         .all()
     )

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 import petscale
 from petscale import analysis as A
 from petscale.analysis.subspace import numerical_rank, random_cosine
+from petscale.deltas import dense_deltas
 from petscale.run_folder import read_run
 
 FAST = {"steps": 3, "batch_size": 8, "max_length": 16, "lr": 1e-2}
@@ -65,7 +66,7 @@ def test_dense_lora_delta_is_b_times_a(tiny_bert: Path, toy_task: Path, tmp_path
     petscale.tune(
         model=str(tiny_bert), task=str(toy_task), method="lora", rank=2, alpha=4, out=out, **FAST
     )
-    deltas = A.dense_deltas(out)
+    deltas = dense_deltas(out)
     saved = read_run(out).delta
     name = "bert.encoder.layer.0.attention.self.query"
     expected = saved[f"{name}.lora_B"] @ saved[f"{name}.lora_A"] * (4 / 2)
@@ -83,7 +84,7 @@ def test_dense_full_delta_is_trained_minus_pretrained(
 ):
     out = tmp_path / "full"
     petscale.tune(model=str(tiny_bert), task=str(toy_task), method="full", out=out, **FAST)
-    deltas = A.dense_deltas(out)
+    deltas = dense_deltas(out)
     name = "bert.encoder.layer.1.output.dense.weight"
     pretrained = load_file(tiny_bert / "model.safetensors")[name]
     assert torch.allclose(deltas[name], read_run(out).delta[name] - pretrained)
@@ -104,5 +105,5 @@ def test_dense_apet_delta_has_exactly_the_budget_of_entries(
         out=out,
         **FAST,
     )
-    deltas = A.dense_deltas(out)
+    deltas = dense_deltas(out)
     assert sum(int((t != 0).sum()) for t in deltas.values()) == 60

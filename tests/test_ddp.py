@@ -77,9 +77,22 @@ def start(configs: list[dict], out: Path, ranks: dict[str, str] | None = None) -
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def finish(process: subprocess.Popen) -> None:
-    output, _ = process.communicate(timeout=240)
-    assert process.returncode == 0, output.decode(errors="replace")[-4000:]
+def finish(processes: list[subprocess.Popen]) -> None:
+    """Wait for every process; a failed or stuck one fails the test, and none is left behind
+    (a rank whose peer died would wait on it)."""
+    try:
+        for process in processes:
+            try:
+                output, _ = process.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+            assert process.returncode == 0, output.decode(errors="replace")[-4000:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def tensors(run: Path) -> dict[str, torch.Tensor]:
@@ -106,8 +119,7 @@ def test_two_processes_take_the_step_one_process_takes(no_dropout_bert, toy_task
         start(configs, tmp_path / f"rank{r}", world | {"RANK": str(r), "LOCAL_RANK": str(r)})
         for r in (0, 1)
     ]
-    for process in (single, *ranks):
-        finish(process)
+    finish([*ranks, single])
 
     for i in range(len(configs)):
         one = json.loads((tmp_path / "one" / f"single-{i}.json").read_text())
@@ -137,3 +149,14 @@ def test_two_processes_take_the_step_one_process_takes(no_dropout_bert, toy_task
         f"saved-by-0-{run}" for run in runs
     ]
     assert names[1] == [f"1-{i}.json" for i in range(len(configs))]
+
+
+def test_a_study_is_refused_under_a_distributed_launch(monkeypatch):
+    from petscale.errors import UserError
+    from petscale.study.runners import check_run_options
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it in each process it starts
+    with pytest.raises(UserError, match="a study runs from one process"):
+        check_run_options()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    check_run_options()

@@ -36,7 +36,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("trial",),
     ("api", "export"),
     ("study",),
-    ("analysis",),
+    ("analysis",),  # pure functions of a study's table
+    ("deltas",),  # what reads kept deltas or loads models for the analyses
     ("report", "search"),
     ("demo", "cli", PACKAGE),  # the package itself: the lazy public API
 )

@@ -112,3 +112,45 @@ def test_a_study_logs_each_trial_and_its_ids_do_not_change(
             assert [step for step, _ in scalars["dev_score"]] == [0]  # its floor score
         else:
             assert [step for step, _ in scalars["dev_score"]] == [1, 2]
+
+
+def _hparams(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    found = {}
+    for event in sorted(folder.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(event))
+        acc.Reload()
+        try:
+            contents = acc.PluginTagToContent("hparams").values()
+        except KeyError:  # an event file of scalars only
+            continue
+        for content in contents:
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            for key, value in data.session_start_info.hparams.items():
+                found[key] = value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+    return found
+
+
+def test_trackers_get_the_settings_as_run_in_one_run_folder(tiny_bert, toy_task, tmp_path):
+    pytest.importorskip("tensorboard")
+    track_dir = tmp_path / "tb"
+    result = petscale.tune(
+        model=str(tiny_bert),
+        task=str(toy_task),
+        method="apet",
+        budget=50,
+        steps=2,
+        batch_size=8,
+        max_length=16,
+        track="tensorboard",
+        track_dir=track_dir,
+    )
+    runs = {event.parent for event in track_dir.rglob("events.out.tfevents.*")}
+    assert len(runs) == 1  # the hparams live in the trial's own run, not a sub-run
+    hparams = _hparams(track_dir)
+    assert hparams["lr"] == pytest.approx(result["lr"])  # the method's default, not None
+    assert hparams["schedule"] == result["schedule"]
+    assert hparams["options.budget"] == 50 and hparams["steps"] == 2
+    assert hparams["pooling"] in ("cls", "mean")

@@ -10,19 +10,25 @@ delta = petscale.attach(my_model, "lora", rank=8)   # your own model and loop
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
 
 from petscale.budget import attach_method, count_method, resolve_config
+from petscale.errors import UserError
 from petscale.heads import head_count, head_parameters
 from petscale.methods.base import Delta
 from petscale.run_folder import check_fits, check_model, read_run
 from petscale.settings import DEFAULTS, TASK_OPTIONS, TUNE_SETTINGS
 from petscale.tasks import get_task
+from petscale.tasks.frames import frame_folder, is_frame
 from petscale.tracking import Tracking
 from petscale.trial import build_model, normalize, run_trial
 from petscale.zoo.loader import meta_model
@@ -31,7 +37,7 @@ from petscale.zoo.structure import structure_of
 
 def tune(
     model: str = DEFAULTS["model"],
-    task: str = DEFAULTS["task"],
+    task: str | Any = DEFAULTS["task"],
     method: str = DEFAULTS["method"],
     out: str | Path | None = None,
     progress: bool = False,
@@ -46,7 +52,28 @@ def tune(
     text_field, text_pair_field, label_field, encoding) and the method's options (rank, alpha,
     budget, match, ...). ``track`` ("tensorboard", "wandb", "mlflow")
     logs the run's curves and results to ``track_dir`` (default runs/track).
+
+    ``task`` is a task name, a data file or folder, or in-memory data: a pandas DataFrame, a
+    ``datasets.Dataset``, a ``DatasetDict`` or ``{"train": ..., "test": ...}`` (written once
+    as JSON Lines under the cache, named by their content: ``petscale.tasks.frames``). A bad
+    argument is a ``UserError`` that names it as written here (``rank=``).
     """
+    with api_terms():
+        return _tune(model, task, method, out, progress, track, track_dir, options)
+
+
+def _tune(
+    model: str,
+    task: str | Any,
+    method: str,
+    out: str | Path | None,
+    progress: bool,
+    track: str | list[str] | None,
+    track_dir: str | Path | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    if is_frame(task):
+        task = str(frame_folder(task))
     trial = {k: v for k, v in options.items() if k in TUNE_SETTINGS}
     task_options = {k: v for k, v in options.items() if k in TASK_OPTIONS}
     method_options = {k: v for k, v in options.items() if k not in {*TUNE_SETTINGS, *TASK_OPTIONS}}
@@ -66,8 +93,14 @@ def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """The base model with the delta (and head) saved in ``folder`` attached, in eval mode.
 
     Every saved tensor is checked against the rebuilt model (names, shapes, dtypes) before
-    any is used; weights the checkpoint lacks take the values the run saved.
+    any is used; weights the checkpoint lacks take the values the run saved. Quiet: what
+    transformers says of freshly drawn weights does not apply (the run's own are loaded).
     """
+    with api_terms(), quiet_transformers():
+        return _load(Path(folder))
+
+
+def _load(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     run = read_run(folder)
     trial = normalize(run.trial)
     spec = get_task(trial.task, **trial.task_options).spec
@@ -97,6 +130,11 @@ def count(
     **options: Any,
 ) -> dict[str, Any]:
     """Exact counts without loading weights: the method's own, the head's, the model's total."""
+    with api_terms():
+        return _count(model, method, num_labels, options)
+
+
+def _count(model: str, method: str, num_labels: int, options: dict[str, Any]) -> dict[str, Any]:
     network = meta_model(model, "classification", num_labels)
     structure = structure_of(network)
     config = resolve_config(network, method, options)
@@ -110,6 +148,44 @@ def count(
     }
 
 
-def attach(model: nn.Module, method: str, **options: Any) -> Delta:
-    """Attach ``method`` to a model you loaded yourself; returns its Delta."""
-    return attach_method(model, method, options)
+def attach(model: nn.Module, method: str, train_head: bool = True, **options: Any) -> Delta:
+    """Attach ``method`` to a model you loaded yourself; returns its Delta.
+
+    The method freezes the model and adds its own trainable tensors. A classification head
+    (``classifier``, ``score``, ``classification_head``: a ``...ForSequenceClassification``
+    model) then trains too, as PEFT's SEQ_CLS task trains it (``modules_to_save``);
+    ``train_head=False`` keeps it frozen. Train ``[p for p in model.parameters() if
+    p.requires_grad]``.
+    """
+    with api_terms():
+        structure = structure_of(model)
+        delta = attach_method(model, method, options, structure)
+    if train_head:
+        for parameter in head_parameters(model, structure).values():
+            parameter.requires_grad_(True)
+    return delta
+
+
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+
+
+@contextmanager
+def api_terms() -> Iterator[None]:
+    """A ``UserError`` names command-line flags (``--rank``); a Python caller wrote keyword
+    arguments, so the message names those (``rank=``)."""
+    try:
+        yield
+    except UserError as error:
+        words = _FLAG.sub(lambda m: m.group(1).replace("-", "_") + "=", str(error))
+        raise UserError(words) from None
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings off for the block (its verbosity restored after)."""
+    before = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(before)

@@ -65,12 +65,20 @@ class Tracking:
         return {"log_with": list(self.trackers), "project_dir": str(self.folder)}
 
 
-def start(accelerator: Accelerator, config: Mapping[str, Any], name: str) -> None:
-    """Open a run named ``name`` (no-op without trackers), its settings as hyperparameters."""
+def start(accelerator: Accelerator, settings: Mapping[str, Any], name: str) -> None:
+    """Open a run named ``name`` (no-op without trackers), with ``settings`` (the trial's as
+    it runs: after sizing, the learning rate and schedule resolved) as hyperparameters."""
     if not accelerator.log_with:
         return
     run = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-    accelerator.init_trackers(run, config=dict(_flat(config)))
+    accelerator.init_trackers(run)
+    values = dict(_flat(settings))
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            # into the run's own folder: TensorBoard's default puts hparams in a sub-run
+            tracker.writer.add_hparams(values, metric_dict={}, run_name=".")
+        else:
+            tracker.store_init_configuration(values)
 
 
 def finish(accelerator: Accelerator, result: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
@@ -44,6 +44,9 @@ from petscale.train import TrainConfig, TrainResult, evaluate, peak_memory_mb, t
 from petscale.zoo.loader import LoadedModel, load_model
 from petscale.zoo.registry import shape_config
 from petscale.zoo.structure import Structure, position_limit, structure_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def normalize(config: Mapping[str, Any]) -> TrialConfig:
@@ -119,6 +122,12 @@ def evaluation_subset(size: int, limit: int) -> list[int]:
     return sorted(random.Random(0).sample(range(size), limit))
 
 
+def default_device() -> torch.device:
+    """Where a model is scored outside a trial's accelerator: CUDA when available, else the
+    CPU (the device a trial's one-process accelerator picks by the same rule)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def majority_share(labels: list[Any]) -> float | None:
     """The share of the commonest label: what answering one class always scores (accuracy)."""
     if not labels:
@@ -139,6 +148,31 @@ class Evaluation:
     limit: int
     batch_size: int
     device: torch.device
+
+    @classmethod
+    def build(
+        cls,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        answer: str,
+        spec: TaskSpec,
+        splits: Splits,
+        cfg: TrialConfig,
+        device: torch.device | None = None,
+    ) -> Evaluation:
+        """The evaluation of ``splits`` of the task ``spec`` by ``model`` answering in the
+        format ``answer``, as ``cfg`` sets it (max length, new tokens, ``eval_limit``, eval
+        batch size), on ``device`` (default: :func:`default_device`), the model moved there.
+        ``run_trial`` and the re-scorings of kept runs (``petscale.deltas.transfer``) both
+        build theirs here, so that they score the same examples the same way."""
+        device = device or default_device()
+        answerer = answerer_for(
+            answer, spec, tokenizer, cfg.max_length, max_new_tokens=cfg.max_new_tokens
+        )
+        features = encode_splits(answerer, tokenizer, splits)
+        model.to(device)
+        limit, batch = cfg.eval_limit, cfg.eval_batch_size
+        return cls(model, answerer, splits, features, spec.metric, limit, batch, device)
 
     def kept(self, split: str) -> list[int]:
         """The indices of ``split`` this trial scores."""
@@ -188,8 +222,6 @@ def run_trial(
         mixed_precision=cfg.precision,
         **(track.accelerator_options() if track else {}),
     )
-    run_name = f"{Path(cfg.model).name}-{Path(cfg.task).name}-{trial_id(dict(config))}"
-    tracking.start(accelerator, cfg.to_dict(), run_name)
     device = accelerator.device
     task = get_task(cfg.task, **cfg.task_options)
     spec = task.spec
@@ -214,13 +246,8 @@ def run_trial(
             "pick a PET method, or --head trainable on an encoder"
         )
 
-    answerer = answerer_for(
-        loaded.answer, spec, loaded.tokenizer, cfg.max_length, max_new_tokens=cfg.max_new_tokens
-    )
-    features = encode_splits(answerer, loaded.tokenizer, splits)
-    evaluation = Evaluation(
-        model, answerer, splits, features, spec.metric, cfg.eval_limit, cfg.eval_batch_size, device
-    )
+    evaluation = Evaluation.build(model, loaded.tokenizer, loaded.answer, spec, splits, cfg, device)
+    answerer, features = evaluation.answerer, evaluation.features
     train_config = TrainConfig(
         steps=cfg.steps or math.ceil(len(features["train"]) / cfg.batch_size),
         batch_size=cfg.batch_size,
@@ -229,6 +256,15 @@ def run_trial(
         eval_every=cfg.eval_every,
         seed=cfg.seed,
     )
+    # the settings as they run: the method's options after sizing, the rate and schedule used
+    resolved = {
+        **cfg.to_dict(),
+        "options": delta.config.to_dict(),
+        "pooling": built.pooling,
+        **{k: getattr(train_config, k) for k in ("steps", "lr", "schedule")},
+    }
+    run_name = f"{Path(cfg.model).name}-{Path(cfg.task).name}-{trial_id(dict(config))}"
+    tracking.start(accelerator, resolved, run_name)
     if method_config.trains:
         trained = train(
             model,

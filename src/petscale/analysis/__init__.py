@@ -1,5 +1,6 @@
 """Analyses of a study's results: pure functions of its table (``load_results``), seeds
-aggregated, each usable from Python; ``docs/ANALYSIS.md`` defines every quantity."""
+aggregated, each usable from Python; ``docs/ANALYSIS.md`` defines every quantity. What reads
+kept deltas or loads models (the transfer evaluation, dense deltas) is ``petscale.deltas``."""
 
 from petscale.analysis.convergence import convergence, pattern_speed
 from petscale.analysis.curves import reference_lines, score_vs_params
@@ -20,16 +21,16 @@ from petscale.analysis.matched import matched_comparison
 from petscale.analysis.selection import SELECTABLE, select_on_dev
 from petscale.analysis.stats import aggregate
 from petscale.analysis.subspace import (
-    dense_deltas,
     effective_rank,
+    numerical_rank,
     principal_angles,
     spectrum,
-    subspace_table,
+    subspace_pairs,
 )
 from petscale.analysis.table import from_records, load_results
 from petscale.analysis.task_types import by_task_type
 from petscale.analysis.thresholds import AGREE_FACTOR, TOLERANCE, structure_agreement, thresholds
-from petscale.analysis.transfer import evaluate_transfer, same_type_vs_cross, transfer_matrix
+from petscale.analysis.transfer import same_type_vs_cross, transfer_matrix
 from petscale.analysis.verdicts import VERDICTS, Rule, judge
 
 __all__ = [
@@ -44,9 +45,7 @@ __all__ = [
     "by_task_type",
     "convergence",
     "convergence_figure",
-    "dense_deltas",
     "effective_rank",
-    "evaluate_transfer",
     "findings",
     "floor_rows",
     "from_records",
@@ -56,6 +55,7 @@ __all__ = [
     "judge",
     "load_table",
     "matched_comparison",
+    "numerical_rank",
     "load_results",
     "pattern_speed",
     "principal_angles",
@@ -67,7 +67,7 @@ __all__ = [
     "spectra_figure",
     "spectrum",
     "structure_agreement",
-    "subspace_table",
+    "subspace_pairs",
     "thresholds",
     "thresholds_figure",
     "transfer_figure",

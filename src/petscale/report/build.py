@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from petscale import analysis
+from petscale import analysis, deltas
 from petscale.analysis.exported import is_table, read_table
 from petscale.analysis.floors import UNTUNED
 from petscale.errors import UserError
@@ -45,8 +45,10 @@ def gather(
     trials), or of the table at ``path`` that ``petscale study export`` wrote (CSV or Parquet).
 
     ``transfer`` evaluates each kept delta zero-shot on the study's other tasks, and each
-    model untuned on them (the floor of the relative score; at most ``transfer_limit`` dev
-    examples each); ``subspace`` compares the kept deltas' subspaces.
+    model untuned on them (the floor of the relative score; on the seeded subset of at most
+    ``transfer_limit`` dev examples a trial with that eval limit scores:
+    :func:`petscale.deltas.evaluate_transfer`); ``subspace`` compares the kept deltas'
+    subspaces (:func:`petscale.deltas.subspace_table`).
     Both load models, so they are off by default and need the study folder (a table keeps no
     delta); ``progress`` shows the transfer's bar. ``select`` (a swept training setting, e.g.
     ``lr``) picks its value per cell on dev and reads every analysis on test
@@ -94,7 +96,7 @@ def gather(
     ]
     matrix = kinds = sub = pd.DataFrame()
     if transfer:
-        scores = analysis.evaluate_transfer(
+        scores = deltas.evaluate_transfer(
             path, limit=transfer_limit, untuned=True, progress=progress
         )
         matrix = analysis.transfer_matrix(scores)
@@ -104,7 +106,7 @@ def gather(
             _figure("transfer", "Zero-shot task transfer", analysis.transfer_figure(matrix))
         )
     if subspace:
-        sub = analysis.subspace_table(path)
+        sub = deltas.subspace_table(path)
         figures.append(_figure("spectra", "Spectra of the deltas", _spectra(path, df)))
     context = {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -206,19 +208,19 @@ SPECTRA_TRIALS = 6  # lines in the spectra figure: more would not be readable
 def _spectra(folder: Path, df: pd.DataFrame) -> Any:
     """Spectra of one weight's delta in a few kept trials of the first model that trained a
     weight matrix (None if none)."""
-    deltas = {}
+    picked = {}
     trained = df[(df["model"] == df["model"].min()) & (df["method"] != UNTUNED)]
     for row in trained.itertuples():
         run = trial_folder(folder, row.trial_id)
-        if (run / "trial.json").is_file() and len(deltas) < SPECTRA_TRIALS:
-            dense = analysis.dense_deltas(run)
+        if (run / "trial.json").is_file() and len(picked) < SPECTRA_TRIALS:
+            dense = deltas.dense_deltas(run)
             if dense:  # a delta of no weight matrix (a probe's) has no spectrum
-                deltas[f"{row.structure} · {Path(row.task).name} · seed {row.seed}"] = dense
-    shared = sorted(set.intersection(*(set(d) for d in deltas.values()))) if deltas else []
+                picked[f"{row.structure} · {Path(row.task).name} · seed {row.seed}"] = dense
+    shared = sorted(set.intersection(*(set(d) for d in picked.values()))) if picked else []
     if not shared:
         return None
     weight = shared[0]
-    figure = analysis.spectra_figure({label: d[weight] for label, d in deltas.items()})
+    figure = analysis.spectra_figure({label: d[weight] for label, d in picked.items()})
     figure.axes[0].set_title(f"spectra of the deltas of\n{weight}", fontsize=9)
     return figure
 

@@ -116,6 +116,12 @@ def check_run_options(
     gpus_per_trial: float = 0.0,
 ) -> None:
     """The runner's options, checked (the CLI calls it before it writes anything)."""
+    if _launched_processes() > 1:
+        raise UserError(
+            "a study runs from one process, not under torchrun or accelerate launch (WORLD_SIZE "
+            "is set): each process would drive the study and join every trial's process group; "
+            "spread trials with --workers or --backend ray, or tune one trial over processes"
+        )
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if workers is not None and workers < 1:
@@ -301,6 +307,14 @@ def _outcome(get: Callable[[], Outcome], lost: tuple[type[Exception], ...] = ())
         return {"ok": False, "lost": True, "error": error, "traceback": ""}
     except Exception as e:
         return {"ok": False, "error": f"worker died: {type(e).__name__}: {e}", "traceback": ""}
+
+
+def _launched_processes() -> int:
+    """WORLD_SIZE, as torchrun and accelerate launch set it for each process they start."""
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1)
+    except ValueError:
+        return 1
 
 
 def _cores() -> int:
