@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -59,6 +60,31 @@ def test_random_subspaces_are_far_apart_and_the_baseline_is_seeded():
     assert 0 < low < 0.2  # of the order of sqrt(k / n) = 0.07 in high dimension
     assert random_cosine(400, 2) == low
     assert random_cosine(4, 4) == pytest.approx(1.0)  # the whole space
+
+
+def test_subspace_pairs_is_a_function_of_rows_and_deltas():
+    """No folder read: the pairs of the rows given, per weight both deltas have, on one model."""
+    eye = torch.eye(30, dtype=torch.float64)
+    a = planted(eye[:, :2], [2.0, 1.0], cols=8, seed=0)
+    rows = pd.DataFrame(
+        {
+            "trial_id": ["x", "y", "z", "w"],
+            "model": ["m", "m", "m", "other"],
+            "structure": ["lora", "lora", "full", "lora"],
+            "budget": [10, 10, 10, 10],
+            "task": ["t", "u", "t", "t"],
+            "seed": [0, 0, 0, 0],
+        }
+    )
+    far = planted(eye[:, 10:12], [2.0, 1.0], cols=8, seed=1)
+    deltas = {"x": {"q": a}, "y": {"q": 3 * a, "v": a}, "z": {"q": far}, "w": {"q": a}}
+    table = A.subspace_pairs(rows, deltas, k=2).set_index(["trial_a", "trial_b"])
+    assert set(table.index) == {("x", "y"), ("x", "z"), ("y", "z")}  # w: another model
+    assert table.loc[("x", "y"), "mean_cos"] == pytest.approx(1.0)
+    assert table.loc[("x", "y"), "differs"] == "task"
+    assert table.loc[("x", "z"), "mean_cos"] == pytest.approx(0.0, abs=1e-9)
+    assert (table["k"] == 2).all() and (table["weight"] == "q").all()
+    assert list(A.subspace_pairs(rows, {}, k=2).columns)[-1] == "above_random"
 
 
 def test_dense_lora_delta_is_b_times_a(tiny_bert: Path, toy_task: Path, tmp_path: Path):

@@ -292,6 +292,7 @@ def test_export_replaces_only_an_earlier_export_never_other_files(saved: Path, t
     export(saved, out)
     export(saved, out)  # an earlier export is replaced whole
     assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",  # the model card
         "adapter_config.json",
         "adapter_model.safetensors",
     ]

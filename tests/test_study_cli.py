@@ -57,7 +57,7 @@ def rows(folder: Path) -> list[sqlite3.Row]:
         ({"methods": {"prefix": {}}}, "unknown method 'prefix'"),
         ({"budgets": [0]}, "budgets[0]: 0 is too small"),
         ({"budgets": [{"geom": [100, 1000, 0]}]}, "an empty grid"),
-        ({"steps": [300]}, "steps: expected a number"),
+        ({"steps": {"every": 300}}, "steps: expected a number"),  # a list sweeps: fine
     ],
 )
 def test_a_bad_spec_fails_before_any_trial_with_one_line(study, change, message):

@@ -10,11 +10,12 @@ delta = petscale.attach(my_model, "lora", rank=8)   # your own model and loop
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
@@ -34,7 +35,39 @@ from petscale.trial import build_model, normalize, run_trial
 from petscale.zoo.loader import meta_model
 from petscale.zoo.structure import structure_of
 
+P = ParamSpec("P")
+R = TypeVar("R")
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
 
+
+def in_api_terms(function: Callable[P, R]) -> Callable[P, R]:
+    """A ``UserError`` names command-line flags (``--rank``); a Python caller wrote keyword
+    arguments, so the message names those (``rank=``). The command line calls the function
+    unwrapped (``.__wrapped__``), its errors naming flags."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except UserError as error:  # reworded in place: its kind (Diverged ...) is kept
+            error.args = (_FLAG.sub(lambda m: m.group(1).replace("-", "_") + "=", str(error)),)
+            raise
+
+    return wrapper
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings off for the block (its verbosity restored after)."""
+    before = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(before)
+
+
+@in_api_terms
 def tune(
     model: str = DEFAULTS["model"],
     task: str | Any = DEFAULTS["task"],
@@ -58,20 +91,6 @@ def tune(
     as JSON Lines under the cache, named by their content: ``petscale.tasks.frames``). A bad
     argument is a ``UserError`` that names it as written here (``rank=``).
     """
-    with api_terms():
-        return _tune(model, task, method, out, progress, track, track_dir, options)
-
-
-def _tune(
-    model: str,
-    task: str | Any,
-    method: str,
-    out: str | Path | None,
-    progress: bool,
-    track: str | list[str] | None,
-    track_dir: str | Path | None,
-    options: dict[str, Any],
-) -> dict[str, Any]:
     if is_frame(task):
         task = str(frame_folder(task))
     trial = {k: v for k, v in options.items() if k in TUNE_SETTINGS}
@@ -89,6 +108,7 @@ def _tune(
     return run_trial(config, progress=progress, out=out, track=tracking).to_dict()
 
 
+@in_api_terms
 def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """The base model with the delta (and head) saved in ``folder`` attached, in eval mode.
 
@@ -96,14 +116,15 @@ def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     any is used; weights the checkpoint lacks take the values the run saved. Quiet: what
     transformers says of freshly drawn weights does not apply (the run's own are loaded).
     """
-    with api_terms(), quiet_transformers():
+    with quiet_transformers():
         return _load(Path(folder))
 
 
 def _load(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     run = read_run(folder)
     trial = normalize(run.trial)
-    spec = get_task(trial.task, **trial.task_options).spec
+    # the run's own record of its task (labels, kind): its data need not be here any more
+    spec = run.task or get_task(trial.task, **trial.task_options).spec
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
         torch.manual_seed(trial.seed)  # a model without a checkpoint is drawn as the run drew it
         built = build_model(dataclasses.replace(trial, method=run.method), spec, run.options)
@@ -123,6 +144,7 @@ def _load(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     return model, built.loaded.tokenizer
 
 
+@in_api_terms
 def count(
     model: str = DEFAULTS["model"],
     method: str = DEFAULTS["method"],
@@ -130,11 +152,6 @@ def count(
     **options: Any,
 ) -> dict[str, Any]:
     """Exact counts without loading weights: the method's own, the head's, the model's total."""
-    with api_terms():
-        return _count(model, method, num_labels, options)
-
-
-def _count(model: str, method: str, num_labels: int, options: dict[str, Any]) -> dict[str, Any]:
     network = meta_model(model, "classification", num_labels)
     structure = structure_of(network)
     config = resolve_config(network, method, options)
@@ -148,6 +165,7 @@ def _count(model: str, method: str, num_labels: int, options: dict[str, Any]) ->
     }
 
 
+@in_api_terms
 def attach(model: nn.Module, method: str, train_head: bool = True, **options: Any) -> Delta:
     """Attach ``method`` to a model you loaded yourself; returns its Delta.
 
@@ -157,35 +175,9 @@ def attach(model: nn.Module, method: str, train_head: bool = True, **options: An
     ``train_head=False`` keeps it frozen. Train ``[p for p in model.parameters() if
     p.requires_grad]``.
     """
-    with api_terms():
-        structure = structure_of(model)
-        delta = attach_method(model, method, options, structure)
+    structure = structure_of(model)
+    delta = attach_method(model, method, options, structure)
     if train_head:
         for parameter in head_parameters(model, structure).values():
             parameter.requires_grad_(True)
     return delta
-
-
-_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
-
-
-@contextmanager
-def api_terms() -> Iterator[None]:
-    """A ``UserError`` names command-line flags (``--rank``); a Python caller wrote keyword
-    arguments, so the message names those (``rank=``)."""
-    try:
-        yield
-    except UserError as error:
-        words = _FLAG.sub(lambda m: m.group(1).replace("-", "_") + "=", str(error))
-        raise UserError(words) from None
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """transformers' warnings off for the block (its verbosity restored after)."""
-    before = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(before)

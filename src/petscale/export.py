@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from petscale.budget import attach_method
 from petscale.errors import UserError
-from petscale.folders import current_umask, recover, swap_in
+from petscale.folders import current_umask, new_staging, os_error_of, recover, swap_in
 from petscale.heads import head_parameters
 from petscale.methods import METHODS, get_method, make_config
-from petscale.pooling import resolve_pooling
+from petscale.pooling import peft_pooling_problem, resolve_pooling
 from petscale.run_folder import SavedRun, check_fits, check_model, read_run
 from petscale.zoo import registry
 from petscale.zoo.loader import meta_model
@@ -36,12 +36,20 @@ from petscale.zoo.structure import Structure, structure_of
 
 FORMATS = ("peft",)
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+MODEL_CARD = "README.md"
+EXPORTED = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, MODEL_CARD)
 
 _TASK_TYPES = {"encoder-decoder": "SEQ_2_SEQ_LM", "decoder": "CAUSAL_LM"}
+_AUTO_CLASSES = {"SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM", "CAUSAL_LM": "AutoModelForCausalLM"}
 
 
-def export(folder: str | Path, out: str | Path, format: str = "peft") -> Path:
-    """Write the delta saved in ``folder`` to ``out`` in ``format``; returns ``out``."""
+def export(
+    folder: str | Path, out: str | Path, format: str = "peft", base_model: str | None = None
+) -> Path:
+    """Write the delta saved in ``folder`` to ``out`` in ``format``; returns ``out``.
+
+    ``base_model`` is what the adapter names as its base (``base_model_name_or_path``);
+    default: the model's hub id where petscale knows it, else its local folder."""
     if format not in FORMATS:
         raise UserError(f"unknown --format {format!r}; formats: {', '.join(FORMATS)}")
     folder, out = Path(folder), Path(out)
@@ -52,15 +60,20 @@ def export(folder: str | Path, out: str | Path, format: str = "peft") -> Path:
     structure = _checked_structure(run)
     _require_cls_pooling(run.trial, structure)
     config, weights = _peft_adapter(run, structure)
-    config["base_model_name_or_path"] = str(_base_folder(model_name))
+    config["base_model_name_or_path"] = base_model or _base_name(model_name)
+    card = model_card(run, config)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         # Written whole beside --out, then swapped in: a failed write leaves an earlier export.
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        staging = new_staging(out)
         try:
             tensors = {k: v.contiguous() for k, v in weights.items()}
-            save_file(tensors, staging / ADAPTER_WEIGHTS)
+            try:
+                save_file(tensors, staging / ADAPTER_WEIGHTS)
+            except SafetensorError as err:  # a full disk, in safetensors' words
+                raise os_error_of(err) from err
             (staging / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+            (staging / MODEL_CARD).write_text(card)
             staging.chmod(0o777 & ~current_umask())  # as mkdir would: not mkdtemp's 0o700
             swap_in(staging, out)
         finally:
@@ -81,9 +94,7 @@ def _check_out(folder: Path, out: Path) -> None:
         raise UserError(f"--out {out} is inside the run folder {folder}; pass another folder")
     if not out.is_dir():
         return
-    others = sorted(
-        p.name for p in out.iterdir() if p.name not in (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
-    )
+    others = sorted(p.name for p in out.iterdir() if p.name not in EXPORTED)
     if others or (any(out.iterdir()) and not _is_adapter_config(out / ADAPTER_CONFIG)):
         named = ", ".join(others) or ADAPTER_CONFIG
         raise UserError(
@@ -116,22 +127,101 @@ def _checked_structure(run: SavedRun) -> Structure:
 
 def _require_cls_pooling(trial: dict[str, Any], structure: Structure) -> None:
     """PEFT's classifiers read transformers' [CLS] pooler; a mean-pooled head would differ."""
-    declared = registry.declared_pooling(trial["model"])
-    if resolve_pooling(trial.get("pooling", "auto"), declared, structure) == "mean":
-        raise UserError(
-            "this run's head reads the mean of the text (pooling 'mean', the checkpoint's own), "
-            "but PEFT's classifiers read the [CLS] pooler: to export, train with --pooling cls"
-        )
+    problem = _pooling_problem(trial["model"], trial.get("pooling", "auto"), structure)
+    if problem is not None:
+        raise UserError(f"this run does not export: {problem}")
 
 
-def _base_folder(model_name: str) -> Path:
+def _pooling_problem(model: str, pooling: str, structure: Structure) -> str | None:
+    declared = registry.declared_pooling(model)
+    return peft_pooling_problem(resolve_pooling(pooling, declared, structure))
+
+
+def export_problem(model: str, method: str, pooling: str) -> str | None:
+    """Why a run of ``method`` on ``model`` with ``pooling`` would not export to PEFT, found
+    before training (the model on the meta device), or None."""
+    if get_method(method).to_peft is None:
+        return f"PEFT has no counterpart of {method!r} (exported: {_exported()})"
+    structure = structure_of(meta_model(model, "classification", 2))
+    return _pooling_problem(model, pooling, structure)
+
+
+def _exported() -> str:
+    return ", ".join(m for m in METHODS if get_method(m).to_peft)
+
+
+def _base_name(model_name: str) -> str:
+    """The base the adapter names: the model's hub id where petscale knows it (portable), else
+    the local folder it was trained on."""
     folder = registry.weights_folder(model_name)
     if folder is None:
         raise UserError(
             f"no pretrained weights for {model_name!r} here: its delta was trained on a randomly "
             "initialised model, which a PEFT adapter cannot point to"
         )
-    return folder.resolve()
+    entry = registry.entries().get(model_name)
+    return entry.hub_id if entry is not None else str(folder.resolve())
+
+
+def model_card(run: SavedRun, config: dict[str, Any]) -> str:
+    """The export's README.md: what was trained, the label names, how to load it in PEFT."""
+    labels = list(run.task.labels) if run.task else []
+    kept = run.metrics
+    head = [m for m in config["modules_to_save"] if m in _head_modules(run)]
+    frozen = [m for m in config["modules_to_save"] if m not in head]
+    lines = [
+        "---",
+        f"base_model: {config['base_model_name_or_path']}",
+        "library_name: peft",
+        "---",
+        f"# {run.method} on {run.task.name if run.task else run.trial['task']}",
+        "",
+        f"Trained with petscale (`{run.method}` {json.dumps(run.options)}), exported to PEFT "
+        f"{config['peft_type']} ({config['task_type']}).",
+        "",
+        f"- trainable parameters: {kept.get('trainable_params', '?')} (method) + "
+        f"{kept.get('head_params', '?')} (head); dev {kept.get('metric', 'score')}: "
+        f"{kept.get('dev_score', '?')}; test: {kept.get('test_score', '?')}",
+        f"- modules_to_save: {', '.join(config['modules_to_save']) or 'none'}"
+        + (
+            f" ({', '.join(frozen)}: drawn at random when the base loaded, as the checkpoint "
+            "has none, and kept frozen by petscale; they travel so outputs match)"
+            if frozen
+            else ""
+        ),
+    ]
+    if labels:
+        id2label = {str(i): name for i, name in enumerate(labels)}
+        lines += [f"- labels (id2label): `{json.dumps(id2label)}`"]
+    lines += [
+        "",
+        "```python",
+        "from peft import PeftModel",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        f"base_id = {config['base_model_name_or_path']!r}",
+    ]
+    if config["task_type"] == "SEQ_CLS":
+        lines += [
+            f"labels = {labels!r}",
+            "base = AutoModelForSequenceClassification.from_pretrained(",
+            "    base_id, num_labels=len(labels), id2label=dict(enumerate(labels)),",
+            "    label2id={name: i for i, name in enumerate(labels)})",
+        ]
+    else:
+        auto = _AUTO_CLASSES[config["task_type"]]
+        lines += [f"from transformers import {auto}", f"base = {auto}.from_pretrained(base_id)"]
+    lines += [
+        "model = PeftModel.from_pretrained(base, 'PATH/TO/THIS/FOLDER')",
+        "tokenizer = AutoTokenizer.from_pretrained(base_id)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _head_modules(run: SavedRun) -> set[str]:
+    return {name.rsplit(".", 1)[0] for name in run.head}
 
 
 def _peft_adapter(
@@ -147,8 +237,7 @@ def _peft_adapter(
         raise UserError("an encoder delta without a trained head has no PEFT task type")
     to_peft = get_method(run.method).to_peft  # the method's own conversion, where it has one
     if to_peft is None:
-        exported = ", ".join(m for m in METHODS if get_method(m).to_peft)
-        raise UserError(f"PEFT has no counterpart of petscale's {run.method!r}; export {exported}")
+        raise UserError(f"PEFT has no counterpart of {run.method!r}; export {_exported()}")
     adapter = to_peft(run.delta, make_config(run.method, run.options), structure, bool(head))
     common = {
         "task_type": task_type,

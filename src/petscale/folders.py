@@ -14,6 +14,7 @@ same parent removes it only once that process is gone (``clean_stale``).
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -164,3 +165,11 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def os_error_of(err: Exception) -> OSError:
+    """The OSError inside a writer's own error for a failed write (safetensors says ``...
+    (os error 28)``), so that a full disk reads as one."""
+    found = re.search(r"os error (\d+)", str(err))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, os.strerror(code) if found else str(err))

@@ -33,6 +33,23 @@ from petscale.zoo.structure import Structure
 POOLINGS = ("auto", "cls", "mean")
 
 
+def peft_pooling_problem(pooling: str) -> str | None:
+    """Why a head pooling so has no PEFT counterpart (PEFT's classifiers read transformers'
+    [CLS] pooler), or None."""
+    if pooling != "mean":
+        return None
+    return (
+        "its head reads the mean of the text (pooling 'mean', the checkpoint's own), but "
+        "PEFT's classifiers read the [CLS] pooler: train with --pooling cls to export it"
+    )
+
+
+def reads_weight(pooling: str, name: str) -> bool:
+    """Whether a model pooling so reads the weight ``name``: under ``mean`` the head reads the
+    mean of the text in place of transformers' pooler, whose weights then shape nothing."""
+    return not (pooling == "mean" and ".pooler." in f".{name}")
+
+
 def resolve_pooling(requested: str, declared: str, structure: Structure) -> str:
     """The pooling a trial uses: ``requested``, with ``auto`` meaning the checkpoint's own."""
     one_of("--pooling", requested, POOLINGS)

@@ -7,6 +7,8 @@ delta.json          method and options (Delta.save)
 trial.json          the normalised trial config (model, task, head mode ...); a model, task or
                     data folder given as a path is stored absolute, so a run loads from anywhere
 metrics.json        the result ``tune --json`` prints
+task.json           the task's spec (kind, label names, label words, metric): the run loads
+                    without its data, and exports carry its label names
 
 The folder is written whole or not at all: into a hidden sibling, then renamed into place.
 ``--out`` may name a new folder or an earlier run folder (replaced only once the new one is
@@ -22,10 +24,8 @@ and dtype against what the rebuilt model needs, and the model's size against the
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
-import re
 import shutil
 import tempfile
 import typing
@@ -39,9 +39,10 @@ from torch import nn
 
 from petscale.checks import is_a
 from petscale.errors import UserError
-from petscale.folders import clean_stale, new_staging, recover, set_aside, swap_in
+from petscale.folders import clean_stale, new_staging, os_error_of, recover, set_aside, swap_in
 from petscale.methods.base import Delta, read_json_object, read_saved
 from petscale.settings import HINTS, RULES, kind
+from petscale.tasks.base import TaskSpec
 from petscale.zoo.registry import is_local_folder
 
 HEAD_PREFIX = "head/"
@@ -58,6 +59,7 @@ class SavedRun:
     head: dict[str, torch.Tensor]  # head parameter name -> trained tensor
     base: dict[str, torch.Tensor]  # model weights the checkpoint lacked -> the run's values
     metrics: dict[str, Any]
+    task: TaskSpec | None = None  # None: a run written before runs kept their task
 
 
 def check_out(out: Path) -> None:
@@ -89,6 +91,7 @@ def save_run(
     report: dict[str, Any],
     trial: dict[str, Any],
     fresh: dict[str, nn.Parameter] | None = None,
+    task: TaskSpec | None = None,
 ) -> None:
     """Write the run whole; if ``out`` fails after training, keep it elsewhere and say where."""
     check_out(out)
@@ -98,6 +101,8 @@ def save_run(
     fresh = {n: p for n, p in (fresh or {}).items() if n not in trained}
     tensors.update({f"{BASE_PREFIX}{n}": p.detach() for n, p in fresh.items()})
     files = {"trial.json": portable(trial), "metrics.json": report}
+    if task is not None:
+        files["task.json"] = task.to_json()
     staging = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +133,7 @@ def _write(
     try:
         delta.save(folder, extra=tensors)
     except SafetensorError as err:  # how safetensors says a write failed (a full disk ...)
-        raise _os_error(err) from err
+        raise os_error_of(err) from err
     for name, content in files.items():
         (folder / name).write_text(json.dumps(content, indent=2) + "\n")
 
@@ -150,13 +155,6 @@ def _keep_elsewhere(
             f"{json.dumps(files['metrics.json'])}"
         ) from err
     return kept
-
-
-def _os_error(err: SafetensorError) -> OSError:
-    """The OSError inside safetensors' error for a failed write (``... (os error 28)``)."""
-    found = re.search(r"os error (\d+)", str(err))
-    code = int(found.group(1)) if found else errno.EIO
-    return OSError(code, os.strerror(code) if found else str(err))
 
 
 def portable(trial: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +183,12 @@ def read_run(folder: str | Path) -> SavedRun:
     metrics = (
         read_json_object(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
     )
+    task_file = folder / "task.json"
+    task = (
+        TaskSpec.from_json(read_json_object(task_file), str(task_file))
+        if task_file.exists()
+        else None  # a run written before runs kept their task: load reads the task itself
+    )
     meta, tensors = read_saved(folder)
     _check_options(folder, meta["method"], meta["options"])
     for name, tensor in tensors.items():
@@ -203,6 +207,7 @@ def read_run(folder: str | Path) -> SavedRun:
         parts[HEAD_PREFIX],
         parts[BASE_PREFIX],
         metrics,
+        task,
     )
 
 

@@ -34,7 +34,7 @@ from petscale.heads import (
 from petscale.ids import trial_id
 from petscale.methods import check_options, get_method, option_names
 from petscale.methods.base import Delta
-from petscale.pooling import resolve_pooling
+from petscale.pooling import reads_weight, resolve_pooling
 from petscale.results import TrialResult
 from petscale.run_folder import check_out, save_run
 from petscale.settings import TrialConfig
@@ -97,6 +97,9 @@ class BuiltModel:
 def build_model(cfg: TrialConfig, spec: TaskSpec, options: dict[str, Any]) -> BuiltModel:
     """A trial's model: loaded, the method attached with ``options``, the head set up."""
     loaded = load_model(cfg.model, spec.kind, max(spec.num_labels, 1))
+    if spec.labels:  # the data's label names, where transformers would say LABEL_0 ...
+        loaded.model.config.id2label = dict(enumerate(spec.labels))
+        loaded.model.config.label2id = {name: i for i, name in enumerate(spec.labels)}
     structure = structure_of(loaded.model)
     total_params = sum(p.numel() for p in loaded.model.parameters())
     delta = attach_method(loaded.model, cfg.method, options, structure)
@@ -211,8 +214,6 @@ def run_trial(
     cfg = normalize(config)
     # a head the model lacks (head frozen on a decoder) is refused before any weight loads
     resolve_head(cfg.head, not answers_in_words(cfg.model), cfg.model)
-    if out is not None:
-        check_out(Path(out))
     if cfg.precision == "fp16" and not torch.cuda.is_available():
         raise UserError("--precision fp16 needs a GPU (CUDA); on a CPU use bf16 or no")
     started = time.perf_counter()
@@ -222,6 +223,8 @@ def run_trial(
         mixed_precision=cfg.precision,
         **(track.accelerator_options() if track else {}),
     )
+    if out is not None and accelerator.is_main_process:  # the one process that writes it
+        check_out(Path(out))
     device = accelerator.device
     task = get_task(cfg.task, **cfg.task_options)
     spec = task.spec
@@ -248,9 +251,10 @@ def run_trial(
 
     evaluation = Evaluation.build(model, loaded.tokenizer, loaded.answer, spec, splits, cfg, device)
     answerer, features = evaluation.answerer, evaluation.features
+    batch_size = min(cfg.batch_size, len(features["train"]))  # a batch past the split is it
     train_config = TrainConfig(
-        steps=cfg.steps or math.ceil(len(features["train"]) / cfg.batch_size),
-        batch_size=cfg.batch_size,
+        steps=cfg.steps or math.ceil(len(features["train"]) / batch_size),
+        batch_size=batch_size,
         lr=cfg.lr or method_config.default_lr,
         schedule=cfg.schedule or method_config.default_schedule,
         eval_every=cfg.eval_every,
@@ -296,7 +300,7 @@ def run_trial(
         head_params=head_count(model, structure),
         total_params=built.total_params,
         steps=steps,
-        batch_size=cfg.batch_size,
+        batch_size=batch_size,
         eval_limit=cfg.eval_limit,
         lr=train_config.lr,
         schedule=train_config.schedule,
@@ -317,6 +321,8 @@ def run_trial(
         peak_memory_mb=round(peak_memory_mb(device), 1),
     )
     if out is not None and accelerator.is_main_process:  # one writer over several processes
-        save_run(Path(out), delta, head, result.to_dict(), cfg.to_dict(), fresh=loaded.fresh)
+        # the freshly drawn weights the forward reads (a pooler the head reads past is not)
+        fresh = {n: p for n, p in loaded.fresh.items() if reads_weight(built.pooling, n)}
+        save_run(Path(out), delta, head, result.to_dict(), cfg.to_dict(), fresh, spec)
     tracking.finish(accelerator, result.to_dict())
     return result

@@ -12,9 +12,18 @@ def export(
     folder: Annotated[Path, typer.Argument(help="A folder written by `petscale tune --out`.")],
     out: Annotated[Path, typer.Option(help="Where to write the exported adapter.")],
     format: Annotated[str, typer.Option(help="Target format: peft.")] = "peft",
+    base_model: Annotated[
+        str | None,
+        typer.Option(
+            help="The base the adapter names (a hub id). Default: the model's hub id where "
+            "petscale knows it, else its local folder."
+        ),
+    ] = None,
 ) -> None:
-    """Write a LoRA or prompt-tuning delta as a PEFT adapter (PeftModel.from_pretrained)."""
+    """Write a LoRA or prompt-tuning delta as a PEFT adapter (PeftModel.from_pretrained), with
+    a model card (README.md: what was trained, the label names, how to load it)."""
+    from petscale.export import EXPORTED
     from petscale.export import export as run
 
-    written = run(folder, out, format)
-    print(f"wrote a {format} adapter to {written}/: adapter_config.json, adapter_model.safetensors")
+    written = run(folder, out, format, base_model)
+    print(f"wrote a {format} adapter to {written}/: {', '.join(EXPORTED)}")

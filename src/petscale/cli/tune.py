@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,8 +50,15 @@ def tune(
 ) -> None:
     """Tune one model on one task with one method, and report dev (and test) scores."""
     from petscale.api import tune as run
+    from petscale.export import export_problem
 
-    result = run(
+    main = int(os.environ.get("RANK", "0")) == 0  # several processes (torchrun): one speaks
+    if out is not None and main:
+        pooling = (settings or {}).get("pooling") or DEFAULTS["pooling"]
+        problem = export_problem(model, method, pooling)
+        if problem is not None:  # said now, not after training
+            print(f"note: `petscale export` will refuse this run: {problem}", file=sys.stderr)
+    result = run.__wrapped__(  # unwrapped: its errors name the command line's flags
         model=model,
         task=task,
         method=method,
@@ -67,6 +75,8 @@ def tune(
         encoding=encoding,
         **(method_options or {}),
     )
+    if not main:
+        return
     if json_output:
         print(json.dumps(result))
     else:
@@ -87,7 +97,7 @@ def count(
     if num_labels < 1:
         raise UserError(f"--num-labels must be at least 1, got {num_labels}")
     options = method_options or {}
-    result = run(model=model, method=method, num_labels=num_labels, **options)
+    result = run.__wrapped__(model=model, method=method, num_labels=num_labels, **options)
     if json_output:
         print(json.dumps(result))
         return
@@ -118,5 +128,5 @@ def _summary(result: dict[str, Any], out: Path | None) -> None:
     if not result["pretrained"]:
         lines.append("  NOTE: randomly initialised model (no pretrained weights here)")
     if out is not None:
-        lines.append(f"  saved to {out}/ (delta.safetensors, delta.json, metrics.json)")
+        lines.append(f"  saved to {out}/ (delta.safetensors, delta.json, trial, task, metrics)")
     print("\n".join(lines))

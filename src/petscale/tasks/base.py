@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from petscale.errors import UserError
 
@@ -44,11 +45,42 @@ class TaskSpec:
     def num_labels(self) -> int:
         return len(self.labels)
 
+    def to_json(self) -> dict[str, Any]:
+        """What a run folder keeps (``task.json``), so that it loads without the data."""
+        return {f.name: _listed(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> TaskSpec:
+        """A spec read back from ``task.json``, every field of its kind (``where`` names the
+        file in the error)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = data.get(f.name, f.default)
+            if f.name in _TEXT_TUPLES:
+                if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                    raise UserError(f"{where}: {f.name!r} must be a list of names, got {value!r}")
+                value = tuple(value)
+            elif not isinstance(value, bool if f.name == "pair" else str):
+                raise UserError(f"{where}: {f.name!r} is {value!r}, not of its kind")
+            values[f.name] = value
+        if values["kind"] not in ("classification", "generation"):
+            raise UserError(f"{where}: 'kind' must be classification or generation")
+        if not values["metrics"]:
+            raise UserError(f"{where}: 'metrics' is empty; name the task's metric")
+        return cls(**values)
+
     def random_guess(self) -> float | None:
         """Expected main-metric score of guessing a class uniformly at random."""
         if self.kind == "classification" and self.metric == "accuracy":
             return 1.0 / self.num_labels
         return None
+
+
+_TEXT_TUPLES = ("labels", "label_words", "metrics", "input_fields")
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass

@@ -9,8 +9,9 @@ Three kinds of source:
 
 Nothing here runs code a model folder brings: every transformers call passes
 ``trust_remote_code=False`` (a folder whose config names its own Python classes loads with
-transformers' built-in classes, or is refused), and weights load from safetensors only, unless
-``PETSCALE_ALLOW_PICKLE=1`` opts in to pickled checkpoints (unpickling can run code).
+transformers' built-in classes, or is refused), and weights load only from the folder's own
+safetensors files (``check_weight_files``), unless ``PETSCALE_ALLOW_PICKLE=1`` opts in to
+pickled checkpoints (unpickling can run code). docs/MODELS.md lists every check and limit.
 """
 
 from __future__ import annotations
