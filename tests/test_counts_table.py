@@ -51,7 +51,8 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 def _count(model: str, method: str, options: dict[str, Any]) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return petscale.count(model=model, method=method, **options)
+        # as the command line counts: its errors name flags (the API's name keywords)
+        return petscale.api.count.__wrapped__(model=model, method=method, **options)
 
 
 def row(model: str, name: str) -> dict[str, Any]:

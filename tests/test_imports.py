@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("heads", "pooling"),  # the classification head and what it reads
     ("budget",),  # counts and sizing
     ("answers", "features"),
-    ("train",),
+    ("train", "checkpoints"),
     ("settings", "run_folder"),  # the trial schema; saved runs
     ("trial",),
     ("api", "export"),

@@ -75,3 +75,10 @@ def one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
     """A value picked from a fixed set (an activation, an init, a pooling ...)."""
     if value not in choices:
         raise UserError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def within(name: str, value: float, low: float, high: float) -> None:
+    """A number in ``[low, high]`` (a share, a ratio, a decay)."""
+    finite(name, value)
+    if not low <= value <= high:
+        raise UserError(f"{name} must be between {low:g} and {high:g}, got {value}")

@@ -65,6 +65,7 @@ class TrialResult:
     dev_score: float = _field("REAL", required=True)
     test_score: float | None = _field("REAL", final=True)
     curve: list[list[float]] = _field()  # [step, dev score] pairs
+    best_step: int | None = _field()  # keep_best: the evaluation whose tensors were kept
     seconds: float = _field("REAL", final=True, required=True)
     step_seconds: float = _field(final=True)
     peak_memory_mb: float = _field("REAL", final=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from petscale.checks import at_least, finite, learning_rate
+from petscale.checks import at_least, finite, is_a, learning_rate, within
 from petscale.errors import UserError
 from petscale.tasks import DEFAULT_TASK
 from petscale.zoo.registry import DEFAULT_MODEL
@@ -118,6 +118,68 @@ class TrialConfig:
             in_id="when set",  # so that the ids of studies written before it stay the same
         ),
     )
+    # Trainer-level options: in a trial's id only when set (the ids of earlier trials stay)
+    grad_accum: int = _setting(
+        1,
+        Rule(
+            "Batches accumulated into each optimisation step (a step's batch: batch size x this).",
+            minimum=1,
+            study=True,
+            in_id="when set",
+        ),
+    )
+    epochs: int | None = _setting(
+        None,
+        Rule(
+            "Train this many epochs (instead of --steps).", minimum=1, study=True, in_id="when set"
+        ),
+    )
+    weight_decay: float = _setting(
+        0.0,
+        Rule(
+            "AdamW's weight decay.",
+            check=lambda flag, value: within(flag, value, 0.0, 1.0),
+            study=True,
+            in_id="when set",
+        ),
+    )
+    warmup_ratio: float = _setting(
+        0.06,
+        Rule(
+            "Share of the steps over which the learning rate warms up.",
+            check=lambda flag, value: within(flag, value, 0.0, 1.0),
+            study=True,
+            in_id="when set",
+        ),
+    )
+    patience: int = _setting(
+        0,
+        Rule(
+            "Stop after this many evaluations without a better dev score (0: never; needs "
+            "--eval-every).",
+            minimum=0,
+            study=True,
+            in_id="when set",
+        ),
+    )
+    keep_best: bool = _setting(
+        False,
+        Rule(
+            "Keep the tensors of the best dev evaluation and score test on them (default: the "
+            "last step's).",
+            study=True,
+            in_id="when set",
+        ),
+    )
+    checkpoint_every: int = _setting(
+        0,
+        Rule(
+            "Save a resumable checkpoint every N steps; rerunning the same trial after a crash "
+            "resumes from the last one (0: none).",
+            minimum=0,
+            in_id="never",  # how a run is kept safe, not what it computes
+        ),
+    )
     seed: int = _setting(0, Rule("Seed for data order, initialisation and masks.", minimum=0))
     schedule: str | None = _setting(
         None,
@@ -156,6 +218,10 @@ class TrialConfig:
             given[key] = {k: v for k, v in dict(given.get(key) or {}).items() if v is not None}
         for name, value in given.items():
             check(name, value, f"--{name.replace('_', '-')}")
+        if given.get("steps") and given.get("epochs"):
+            raise UserError("give either --steps or --epochs, not both")
+        if given.get("patience") and not given.get("eval_every"):
+            raise UserError("--patience counts evaluations: give --eval-every N too")
         return cls(**given)
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,8 +242,8 @@ TUNE_SETTINGS = tuple(
 STUDY_SETTINGS = tuple(n for n, r in RULES.items() if r.study)
 #: The keys of a study's trial config, in order (``eval_limit`` only when set).
 CONFIG_KEYS = tuple(n for n, r in RULES.items() if r.in_id == "always")
-#: Keys a study's trial config holds only when set (not 0 or None), so that the ids of studies
-#: written before the setting existed stay the same.
+#: Keys a study's trial config holds only when set (not at their default), so that the ids of
+#: studies written before the setting existed stay the same.
 WHEN_SET = tuple(n for n, r in RULES.items() if r.in_id == "when set")
 
 
@@ -192,6 +258,8 @@ def kind(name: str) -> type:
 def check(name: str, value: Any, flag: str) -> None:
     """One setting's check, its message in command-line words (``flag``)."""
     rule = RULES[name]
+    if not is_a(value, HINTS[name]):
+        raise UserError(f"{flag} takes {kind(name).__name__}, got {value!r}")
     finite(flag, value)
     if rule.minimum is not None:
         at_least(flag, value, rule.minimum)

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from petscale import checkpoints
 from petscale.answers.base import Answerer, Features
+from petscale.checkpoints import TrainState
 from petscale.errors import UserError
 from petscale.tasks.metrics import score as metric_score
 
@@ -50,6 +53,11 @@ class TrainConfig:
     eval_every: int = 0  # 0: only at the end
     max_grad_norm: float = 1.0
     seed: int = 0
+    grad_accum: int = 1  # batches accumulated into one step
+    patience: int = 0  # evaluations without a better dev score before stopping (0: never)
+    keep_best: bool = False  # end on the tensors of the best dev evaluation
+    checkpoint: Path | None = None  # where a resumable checkpoint goes (None: none)
+    checkpoint_every: int = 0  # steps between checkpoints
 
 
 @dataclass
@@ -58,6 +66,14 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     step_seconds: float = 0.0  # mean wall time of one optimisation step
+    steps: int = 0  # steps taken (fewer than planned where patience ran out)
+    best_step: int | None = None  # the evaluation whose tensors were kept (keep_best)
+    resumed_from: int = 0  # the step a checkpoint brought the run to (0: none)
+
+    @property
+    def dev_score(self) -> float:
+        """The dev score of the tensors the run ends on."""
+        return dict(self.curve)[self.best_step] if self.best_step else self.curve[-1][1]
 
 
 Evaluate = Callable[[], float]
@@ -176,49 +192,86 @@ def train(
     device = accelerator.device
     lengths = [feature_length(f) for f in train_features]
     order = batches(lengths, config.batch_size, torch.Generator().manual_seed(config.seed))
-    result = TrainResult()
+    state = TrainState(step=0)
+    if config.checkpoint is not None:
+        state = checkpoints.restore(config.checkpoint, params, optimizer, scheduler) or state
+        for _ in range(state.step * config.grad_accum):  # the data order, replayed
+            next(order)
+    result = TrainResult(resumed_from=state.step)
     eval_steps = _eval_steps(config)
     model.train()
     start = time.perf_counter()
-    train_seconds = 0.0
     pending: list[tuple[int, torch.Tensor]] = []  # (step, loss) not yet read back
     with _progress_bar(progress) as bar:
         task = bar.add_task("training", total=config.steps, loss=math.nan, dev=math.nan)
-        for step in range(1, config.steps + 1):
+        bar.update(task, completed=state.step)
+        for step in range(state.step + 1, config.steps + 1):
             step_start = time.perf_counter()
-            drawn = next(order)
-            mine = shard(drawn, rank, processes)
-            share = len(mine) / len(drawn)  # 1 on one process
-            if mine:
-                batch = to_device(answerer.collate([train_features[i] for i in mine]), device)
-                with accelerator.autocast():
-                    loss = answerer.loss(model, batch) * share
-                # a wrapper averages the gradients over the processes: undo its division
-                accelerator.backward(loss * processes if wrapped else loss)
-            else:  # fewer examples than processes: this one adds nothing, but still reduces
-                loss = torch.zeros((), device=device)
+            loss = torch.zeros((), device=device)
+            for _ in range(config.grad_accum):
+                drawn = next(order)
+                mine = shard(drawn, rank, processes)
+                # each process's share of the batch, each batch's share of the step
+                share = len(mine) / len(drawn) / config.grad_accum
+                if mine:
+                    batch = to_device(answerer.collate([train_features[i] for i in mine]), device)
+                    with accelerator.autocast():
+                        part = answerer.loss(model, batch) * share
+                    # a wrapper averages the gradients over the processes: undo its division
+                    accelerator.backward(part * processes if wrapped else part)
+                    loss = loss + part.detach().float()
             if processes > 1:
-                loss = _reduce(loss.detach().float(), [] if wrapped else params)
+                loss = _reduce(loss, [] if wrapped else params)
             if config.max_grad_norm:
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             if not getattr(optimizer, "step_was_skipped", False):  # fp16: an overflow skipped it
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            train_seconds += time.perf_counter() - step_start
-            pending.append((step, loss.detach()))
+            state.train_seconds += time.perf_counter() - step_start
+            pending.append((step, loss))
+            stop = False
             if step in eval_steps:
-                result.curve.append((step, evaluate_dev()))
-            if device.type == "cpu" or step in eval_steps or step % SYNC_EVERY == 0:
-                _read_back(pending, result, accelerator)
-                last_dev = result.curve[-1][1] if result.curve else math.nan
-                bar.update(task, completed=step, loss=result.losses[-1], dev=last_dev)
+                stop = _evaluated(state, step, evaluate_dev(), params, config)
+            if device.type == "cpu" or step in eval_steps or step % SYNC_EVERY == 0 or stop:
+                _read_back(pending, state, accelerator)
+                last_dev = state.curve[-1][1] if state.curve else math.nan
+                bar.update(task, completed=step, loss=state.losses[-1], dev=last_dev)
+            state.step = step
+            if stop:
+                break
+            every = config.checkpoint_every
+            if config.checkpoint is not None and every and step % every == 0:
+                if pending:
+                    _read_back(pending, state, accelerator)
+                if accelerator.is_main_process:
+                    checkpoints.save(config.checkpoint, state, params, optimizer, scheduler)
     # The last update comes after the last loss: check the trained tensors once, at the end.
     if not all(bool(p.isfinite().all()) for p in params):
         raise Diverged("a trained tensor became non-finite")
+    if config.keep_best and state.best is not None:
+        with torch.no_grad():
+            for p, kept in zip(params, state.best_tensors or [], strict=True):
+                p.copy_(kept)
+        result.best_step = state.best[0]
+    result.curve, result.losses, result.steps = state.curve, state.losses, state.step
     result.seconds = time.perf_counter() - start
-    result.step_seconds = train_seconds / max(1, config.steps)
+    result.step_seconds = state.train_seconds / max(1, state.step)
     return result
+
+
+def _evaluated(
+    state: TrainState, step: int, score: float, params: list[nn.Parameter], config: TrainConfig
+) -> bool:
+    """Record a dev evaluation; whether patience has run out."""
+    state.curve.append((step, score))
+    if state.best is None or score > state.best[1]:
+        state.best, state.since_best = (step, score), 0
+        if config.keep_best:  # small: the delta and the head (the whole model for full)
+            state.best_tensors = [p.detach().clone() for p in params]
+    else:
+        state.since_best += 1
+    return bool(config.patience) and state.since_best >= config.patience
 
 
 def _reduce(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
@@ -234,15 +287,15 @@ def _reduce(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
 
 
 def _read_back(
-    pending: list[tuple[int, torch.Tensor]], result: TrainResult, accelerator: Accelerator
+    pending: list[tuple[int, torch.Tensor]], state: TrainState, accelerator: Accelerator
 ) -> None:
     """The pending losses as floats (one host sync), logged with their steps; empties it."""
     values = torch.stack([loss for _, loss in pending]).float().tolist()
-    dev = dict(result.curve)
+    dev = dict(state.curve)
     for (step, _), value in zip(pending, values, strict=True):
         if not math.isfinite(value):
             raise Diverged(f"the training loss became {value} at step {step}")
-        result.losses.append(value)
+        state.losses.append(value)
         logged = {"train_loss": value}
         if step in dev:
             logged["dev_score"] = dev[step]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from accelerate import Accelerator
 
-from petscale import tracking
+from petscale import checkpoints, tracking
 from petscale.answers import answerer_for
 from petscale.answers.base import Answerer, Features
 from petscale.budget import attach_method
@@ -34,10 +34,11 @@ from petscale.heads import (
 from petscale.ids import trial_id
 from petscale.methods import check_options, get_method, option_names
 from petscale.methods.base import Delta
+from petscale.paths import cache_dir
 from petscale.pooling import reads_weight, resolve_pooling
 from petscale.results import TrialResult
 from petscale.run_folder import check_out, save_run
-from petscale.settings import TrialConfig
+from petscale.settings import RULES, TrialConfig
 from petscale.tasks import get_task
 from petscale.tasks.base import Splits, TaskSpec
 from petscale.train import TrainConfig, TrainResult, evaluate, peak_memory_mb, train
@@ -115,6 +116,13 @@ def build_model(cfg: TrialConfig, spec: TaskSpec, options: dict[str, Any]) -> Bu
         delta.soft_span,
     )
     return BuiltModel(loaded, structure, delta, total_params, pooling)
+
+
+def checkpoint_folder(cfg: TrialConfig) -> Path:
+    """Where a trial's resumable checkpoint lives: the cache, under the hash of every setting
+    but the checkpointing itself, so that rerunning the same trial finds it."""
+    settings = {k: v for k, v in cfg.to_dict().items() if RULES[k].in_id != "never"}
+    return cache_dir() / "checkpoints" / trial_id(settings)
 
 
 def evaluation_subset(size: int, limit: int) -> list[int]:
@@ -252,13 +260,21 @@ def run_trial(
     evaluation = Evaluation.build(model, loaded.tokenizer, loaded.answer, spec, splits, cfg, device)
     answerer, features = evaluation.answerer, evaluation.features
     batch_size = min(cfg.batch_size, len(features["train"]))  # a batch past the split is it
+    epoch = math.ceil(len(features["train"]) / (batch_size * cfg.grad_accum))  # steps in one
     train_config = TrainConfig(
-        steps=cfg.steps or math.ceil(len(features["train"]) / batch_size),
+        steps=cfg.steps or epoch * (cfg.epochs or 1),
         batch_size=batch_size,
         lr=cfg.lr or method_config.default_lr,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
         schedule=cfg.schedule or method_config.default_schedule,
         eval_every=cfg.eval_every,
         seed=cfg.seed,
+        grad_accum=cfg.grad_accum,
+        patience=cfg.patience,
+        keep_best=cfg.keep_best,
+        checkpoint=checkpoint_folder(cfg) if cfg.checkpoint_every else None,
+        checkpoint_every=cfg.checkpoint_every,
     )
     # the settings as they run: the method's options after sizing, the rate and schedule used
     resolved = {
@@ -280,9 +296,7 @@ def run_trial(
             accelerator,
             progress,
         )
-        steps = train_config.steps
     else:  # the untuned model: scored as loaded, no step taken
-        steps = 0
         model.eval()
         trained = TrainResult(curve=[(0, evaluation.score("dev"))])
         accelerator.log({"dev_score": trained.curve[0][1]}, step=0)  # no-op without trackers
@@ -299,7 +313,7 @@ def run_trial(
         trainable_params=delta.trainable_params,
         head_params=head_count(model, structure),
         total_params=built.total_params,
-        steps=steps,
+        steps=trained.steps,
         batch_size=batch_size,
         eval_limit=cfg.eval_limit,
         lr=train_config.lr,
@@ -313,9 +327,10 @@ def run_trial(
         test_examples=len(evaluation.kept("test")) if has_test else None,
         dev_majority=evaluation.majority("dev", classifies),
         test_majority=evaluation.majority("test", classifies) if has_test else None,
-        dev_score=trained.curve[-1][1],
+        dev_score=trained.dev_score,  # of the tensors kept: the last step's, or the best
         test_score=evaluation.score("test") if has_test else None,
         curve=[list(point) for point in trained.curve],
+        best_step=trained.best_step,
         seconds=round(time.perf_counter() - started, 3),
         step_seconds=round(trained.step_seconds, 4),
         peak_memory_mb=round(peak_memory_mb(device), 1),
@@ -324,5 +339,7 @@ def run_trial(
         # the freshly drawn weights the forward reads (a pooler the head reads past is not)
         fresh = {n: p for n, p in loaded.fresh.items() if reads_weight(built.pooling, n)}
         save_run(Path(out), delta, head, result.to_dict(), cfg.to_dict(), fresh, spec)
+    if train_config.checkpoint is not None and accelerator.is_main_process:
+        checkpoints.remove(train_config.checkpoint)  # finished: nothing left to resume
     tracking.finish(accelerator, result.to_dict())
     return result

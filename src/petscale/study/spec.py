@@ -62,7 +62,7 @@ from petscale.methods import (
     matchable,
     sizing,
 )
-from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, kind
+from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, TrialConfig, kind
 from petscale.settings import DEFAULTS as TRIAL_DEFAULTS
 
 #: A study trains a fixed number of steps and watches its curve (``tune``: one epoch, scored
@@ -173,6 +173,8 @@ def parse_spec(data: Any) -> Spec:
         if key not in data:
             raise UserError(f"missing key {key!r}; list at least one")
     values = {**DEFAULTS, **data}
+    if "epochs" in data and "steps" not in data:  # a length in epochs replaces the steps
+        values["steps"] = None
     settings, method_lr = _settings(values)
     methods = _methods(values["methods"])
     budgets = _budgets(values["budgets"], "budgets")
@@ -257,7 +259,10 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                                 floor = untuned_config(values)
                                 floors.setdefault(trial_id(floor), floor)
     # the floors first: cheap (no step), and a run stopped early still has them
-    return list({**floors, **configs}.values())
+    out = list({**floors, **configs}.values())
+    for config in out:  # the settings' checks across settings (steps and epochs ...)
+        TrialConfig.parse(config)
+    return out
 
 
 def untuned_config(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -269,7 +274,7 @@ def untuned_config(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _config(values: Mapping[str, Any]) -> dict[str, Any]:
     config = {key: values[key] for key in CONFIG_KEYS}
-    config.update({k: values[k] for k in WHEN_SET if values[k]})
+    config.update({k: values[k] for k in WHEN_SET if values[k] != TRIAL_DEFAULTS[k]})
     return config
 
 
@@ -305,7 +310,7 @@ def _default_count() -> CountFn:
     # Imported late: counting loads model configs, which a spec without `match` never needs.
     from petscale.api import count
 
-    return count
+    return count.__wrapped__  # unwrapped: a spec's errors name options as flags, as tune's do
 
 
 def geom(low: int, high: int, n: int) -> list[int]:
@@ -518,16 +523,20 @@ def _setting(key: str, value: Any) -> Any:
     """A study-wide trial setting's value, checked by its rule in ``petscale.settings``."""
     name = key.partition("[")[0]
     rule, wanted = RULES[name], kind(name)
+    if value is None and TRIAL_DEFAULTS[name] is None:  # unset: the trial's default
+        return None
     if rule.choices is not None:
         if value not in rule.choices():
             raise UserError(f"{key}: expected one of {', '.join(rule.choices())}, got {value!r}")
         return value
     if wanted is int:
-        return _int(value, key, -MAX_INT if rule.minimum is None else rule.minimum)
-    if wanted is float:
-        return float(_number(value, key))
-    if not isinstance(value, wanted):
+        value = _int(value, key, -MAX_INT if rule.minimum is None else rule.minimum)
+    elif wanted is float:
+        value = float(_number(value, key))
+    elif not isinstance(value, wanted):
         raise UserError(f"{key}: expected {wanted.__name__}, got {value!r}")
+    if rule.check is not None:
+        rule.check(key, value)
     return value
 
 
