@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 import petscale
+from petscale.study.store import Store
 
 TESTS = Path(__file__).parent
 SRC = Path(petscale.__path__[0]).parent
@@ -122,6 +123,9 @@ def test_a_trial_left_running_by_a_killed_run_is_taken_back(tmp_path):
         time.sleep(0.05)
     os.killpg(runner.pid, signal.SIGKILL)
     runner.wait()
+    with Store.existing(tmp_path / "out") as store:  # status says the runner is gone
+        summary = store.summary()
+    assert summary["running"] == summary["stalled"] == 1
 
     rerun = start(tmp_path, spec_data=one)
     assert rerun.wait(timeout=120) == 0, rerun.stdout.read().decode()

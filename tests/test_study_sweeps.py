@@ -72,3 +72,25 @@ def test_a_spec_without_lists_keeps_its_trial_ids():
 def test_a_bad_value_in_a_sweep_names_its_place(changes, message):
     with pytest.raises(UserError, match=message):
         configs(**changes)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"budgets": [{"geom": [1, 5_000_000, 100_000_000]}]}, "100,000,000 points, over"),
+        ({"seeds": list(range(200_000))}, "spans 200,000 trials, over the limit of 100,000"),
+        ({"lr": [1e-4, 2e-4, 3e-4], "steps": list(range(1, 40_000))}, "over the limit"),
+    ],
+)
+def test_a_runaway_grid_is_refused_before_it_is_built(changes, message):
+    with pytest.raises(UserError, match=message):
+        parse_spec({**BASE, **changes})
+
+
+def test_a_spec_file_past_its_size_limit_is_refused_unread(tmp_path):
+    from petscale.study.spec import MAX_SPEC_BYTES, load_spec
+
+    path = tmp_path / "huge.yaml"
+    path.write_text("models: [m]\n" + "#" * MAX_SPEC_BYTES)
+    with pytest.raises(UserError, match="over the 1,048,576 a spec may take"):
+        load_spec(path)

@@ -46,6 +46,11 @@ def test_a_tune_with_tensorboard_writes_its_dev_curve(tiny_bert, toy_task, tmp_p
     curve = [score for _, score in scalars["dev_score"]]
     assert curve == pytest.approx([score for _, score in result["curve"]])
     assert [step for step, _ in scalars["train_loss"]] == [1, 2, 3, 4]
+    # what ran each step: its learning rate (warmup, then linear decay) and gradient norm
+    assert [step for step, _ in scalars["lr"]] == [1, 2, 3, 4]
+    assert scalars["lr"][0][1] == pytest.approx(result["lr"])  # one warmup step, then decay
+    assert scalars["lr"][-1][1] < scalars["lr"][0][1]
+    assert all(norm > 0 for _, norm in scalars["grad_norm"])
     assert scalars["test_score"] == [(4, pytest.approx(result["test_score"]))]
     # Tracking is not part of the trial: the saved config does not mention it.
     trial = json.loads((tmp_path / "run" / "trial.json").read_text())

@@ -131,14 +131,14 @@ def clean_stale(parent: Path) -> list[Path]:
         path = Path(entry.path)
         if found is None or found["host"] != _host() or not _own_folder(path):
             continue
-        if _alive(int(found["pid"])):
+        if alive(int(found["pid"])):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether a process ``pid`` runs here (another user's counts: it cannot be told apart)."""
     if pid == os.getpid():
         return True

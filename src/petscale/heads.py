@@ -16,13 +16,13 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from petscale.choices import HEAD_MODES
 from petscale.errors import UserError
 from petscale.pooling import use_pooling
 from petscale.surgery import replace_module
 from petscale.zoo.registry import shape_config
 from petscale.zoo.structure import Structure, family_for
 
-HEAD_MODES = ("trainable", "frozen", "label-words", "auto")
 #: cosine similarities lie in [-1, 1]; this scale lets the softmax over classes get sharp.
 LABEL_WORDS_SCALE = 20.0
 

@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from petscale.checks import one_of
+from petscale.choices import POOLINGS
 from petscale.errors import UserError
 from petscale.surgery import call_kwargs
 from petscale.zoo.structure import Structure
-
-POOLINGS = ("auto", "cls", "mean")
 
 
 def peft_pooling_problem(pooling: str) -> str | None:

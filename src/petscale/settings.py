@@ -15,31 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from petscale.checks import at_least, finite, is_a, learning_rate, within
+from petscale.choices import HEAD_MODES, POOLINGS, SCHEDULES
 from petscale.errors import UserError
 from petscale.tasks import DEFAULT_TASK
-from petscale.zoo.registry import DEFAULT_MODEL
+from petscale.zoo.names import DEFAULT_MODEL
 
 PRECISIONS = ("no", "bf16", "fp16")
 #: A task's own options (user files and hub copies), passed to ``tasks.get_task``.
 TASK_OPTIONS = ("data_dir", "text_field", "text_pair_field", "label_field", "encoding")
-
-
-def _heads() -> tuple[str, ...]:
-    from petscale.heads import HEAD_MODES  # imported when checked: heads loads torch
-
-    return HEAD_MODES
-
-
-def _poolings() -> tuple[str, ...]:
-    from petscale.pooling import POOLINGS
-
-    return POOLINGS
-
-
-def _schedules() -> tuple[str, ...]:
-    from petscale.train import SCHEDULES
-
-    return SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -48,7 +31,7 @@ class Rule:
 
     help: str
     minimum: int | None = None  # whole numbers: the smallest allowed
-    choices: Callable[[], tuple[str, ...]] | None = None  # called when checked (lazy imports)
+    choices: Callable[[], tuple[str, ...]] | None = None  # called when checked
     check: Callable[[str, Any], None] | None = None  # any other check: (--flag, value)
     tune: bool = True  # a ``petscale tune`` option (and an API keyword)
     study: bool = False  # a study spec key (the grid's axes model/task/method/seed are not)
@@ -82,7 +65,7 @@ class TrialConfig:
         Rule(
             "Classification head: trainable, frozen, label-words, or auto (frozen on encoders, "
             "label words on T5 and decoders).",
-            choices=_heads,
+            choices=lambda: HEAD_MODES,
             study=True,
         ),
     )
@@ -90,7 +73,7 @@ class TrialConfig:
         "auto",
         Rule(
             "What an encoder's head reads: auto (the checkpoint's own pooling), cls, mean.",
-            choices=_poolings,
+            choices=lambda: POOLINGS,
             study=True,
         ),
     )
@@ -185,7 +168,7 @@ class TrialConfig:
         None,
         Rule(
             "After warmup: linear or constant (default: the method's).",
-            choices=_schedules,
+            choices=lambda: SCHEDULES,
             in_id="never",
         ),
     )

@@ -25,7 +25,6 @@ from petscale.checkpoints import TrainState
 from petscale.errors import UserError
 from petscale.tasks.metrics import score as metric_score
 
-SCHEDULES = ("linear", "constant")
 #: Batches are formed within groups of this many batches, sorted by length (less padding).
 LENGTH_GROUP = 50
 #: On an accelerator the losses are read back (a host sync) every this many steps, not each.
@@ -201,7 +200,7 @@ def train(
     eval_steps = _eval_steps(config)
     model.train()
     start = time.perf_counter()
-    pending: list[tuple[int, torch.Tensor]] = []  # (step, loss) not yet read back
+    pending: list[Pending] = []  # steps whose loss is not yet read back
     with _progress_bar(progress) as bar:
         task = bar.add_task("training", total=config.steps, loss=math.nan, dev=math.nan)
         bar.update(task, completed=state.step)
@@ -222,14 +221,18 @@ def train(
                     loss = loss + part.detach().float()
             if processes > 1:
                 loss = _reduce(loss, [] if wrapped else params)
-            if config.max_grad_norm:
+            norm = (
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                if config.max_grad_norm
+                else torch.full((), math.nan)
+            )
+            rate = scheduler.get_last_lr()[0]  # the rate this step takes
             optimizer.step()
             if not getattr(optimizer, "step_was_skipped", False):  # fp16: an overflow skipped it
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state.train_seconds += time.perf_counter() - step_start
-            pending.append((step, loss))
+            pending.append(Pending(step, loss, torch.as_tensor(norm).detach(), rate))
             stop = False
             if step in eval_steps:
                 stop = _evaluated(state, step, evaluate_dev(), params, config)
@@ -286,17 +289,30 @@ def _reduce(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
     return loss
 
 
-def _read_back(
-    pending: list[tuple[int, torch.Tensor]], state: TrainState, accelerator: Accelerator
-) -> None:
-    """The pending losses as floats (one host sync), logged with their steps; empties it."""
-    values = torch.stack([loss for _, loss in pending]).float().tolist()
+@dataclass
+class Pending:
+    """A step's figures not yet read back from the accelerator."""
+
+    step: int
+    loss: torch.Tensor
+    grad_norm: torch.Tensor  # before clipping
+    lr: float
+
+
+def _read_back(pending: list[Pending], state: TrainState, accelerator: Accelerator) -> None:
+    """The pending losses as floats (one host sync), logged with their steps, learning rates
+    and gradient norms; empties it."""
+    values = torch.stack([p.loss for p in pending]).float().tolist()
+    norms = torch.stack([p.grad_norm.to(p.loss.device) for p in pending]).float().tolist()
     dev = dict(state.curve)
-    for (step, _), value in zip(pending, values, strict=True):
+    for entry, value, norm in zip(pending, values, norms, strict=True):
+        step = entry.step
         if not math.isfinite(value):
             raise Diverged(f"the training loss became {value} at step {step}")
         state.losses.append(value)
-        logged = {"train_loss": value}
+        logged = {"train_loss": value, "lr": entry.lr}
+        if math.isfinite(norm):
+            logged["grad_norm"] = norm
         if step in dev:
             logged["dev_score"] = dev[step]
         accelerator.log(logged, step=step)  # no-op unless trackers were asked for

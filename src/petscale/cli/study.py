@@ -175,9 +175,15 @@ def status(
         f"done {summary['done']}  running {summary['running']}  failed {summary['failed']}  "
         f"pending {summary['pending']}  (total {summary['total']})"
     )
+    if summary["stalled"]:
+        typer.echo(
+            f"{summary['stalled']} of the running trials have no runner any more (killed); "
+            "the next `petscale study run` takes them back"
+        )
     typer.echo(f"time spent: {duration(summary['seconds_spent'])} of trial time")
+    live = summary["running"] - summary["stalled"]
     if summary["mean_trial_seconds"] is not None:
-        pace = f"{summary['running']} at once" if summary["running"] else "one at a time"
+        pace = f"{live} at once" if live else "one at a time"
         typer.echo(
             f"mean trial: {duration(summary['mean_trial_seconds'])}; estimated time left: "
             f"{duration(summary['estimated_seconds_left'])} ({pace})"

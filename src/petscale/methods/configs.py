@@ -61,7 +61,7 @@ class MethodConfig:
     pattern_option: ClassVar[str | None] = None
     #: learning rate used when the user gives none
     default_lr: ClassVar[float] = 1e-3
-    #: learning-rate schedule after warmup when the user gives none (train.SCHEDULES)
+    #: learning-rate schedule after warmup when the user gives none (choices.SCHEDULES)
     default_schedule: ClassVar[str] = "linear"
     #: False for a method whose trial takes no step and only scores the model (``untuned``)
     trains: ClassVar[bool] = True

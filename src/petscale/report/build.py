@@ -27,10 +27,10 @@ from petscale.folders import recover, swap_in
 from petscale.report import environment
 from petscale.report.contents import Figure, Report
 from petscale.report.html import render
+from petscale.study.spec import MAX_SPEC_BYTES  # a kept spec larger is not one petscale took
 from petscale.study.store import SPEC_NAME, Store, trial_folder
 
 REPORT_NAME = "report.html"
-MAX_SPEC_BYTES = 1 << 20  # a kept spec larger than this is not a spec petscale wrote
 
 
 def gather(

