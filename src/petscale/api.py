@@ -27,8 +27,9 @@ from petscale.errors import UserError
 from petscale.heads import head_count, head_parameters
 from petscale.methods.base import Delta
 from petscale.run_folder import check_fits, check_model, read_run
-from petscale.settings import DEFAULTS, TASK_OPTIONS, TUNE_SETTINGS
+from petscale.settings import DEFAULTS, TUNE_SETTINGS
 from petscale.tasks import get_task
+from petscale.tasks.base import TASK_OPTIONS
 from petscale.tasks.frames import frame_folder, is_frame
 from petscale.tracking import Tracking
 from petscale.trial import build_model, normalize, run_trial

@@ -42,7 +42,7 @@ from petscale.errors import UserError
 from petscale.folders import clean_stale, new_staging, os_error_of, recover, set_aside, swap_in
 from petscale.methods.base import Delta, read_json_object, read_saved
 from petscale.settings import HINTS, RULES, kind
-from petscale.tasks.base import TaskSpec
+from petscale.tasks.base import TaskOptions, TaskSpec
 from petscale.zoo.registry import is_local_folder
 
 HEAD_PREFIX = "head/"
@@ -220,9 +220,7 @@ def _check_trial(folder: Path, trial: dict[str, Any]) -> None:
             raise UserError(
                 f"{folder}/trial.json: {key!r} must be {kind(key).__name__}, got {value!r}"
             )
-    for key, value in trial.get("task_options", {}).items():
-        if value is not None and not isinstance(value, str):
-            raise UserError(f"{folder}/trial.json: task option {key!r} must be a string")
+    TaskOptions.parse(trial.get("task_options") or {}, f"{folder}/trial.json")
     model = trial["model"]
     looks_like_path = Path(model).is_absolute() or model.startswith(".")  # not a hub id
     if looks_like_path and not (Path(model) / "config.json").is_file():

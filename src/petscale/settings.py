@@ -18,11 +18,10 @@ from petscale.checks import at_least, finite, is_a, learning_rate, within
 from petscale.choices import HEAD_MODES, POOLINGS, SCHEDULES
 from petscale.errors import UserError
 from petscale.tasks import DEFAULT_TASK
+from petscale.tasks.base import TASK_OPTIONS, TaskOptions
 from petscale.zoo.names import DEFAULT_MODEL
 
 PRECISIONS = ("no", "bf16", "fp16")
-#: A task's own options (user files and hub copies), passed to ``tasks.get_task``.
-TASK_OPTIONS = ("data_dir", "text_field", "text_pair_field", "label_field", "encoding")
 
 
 @dataclass(frozen=True)
@@ -199,6 +198,7 @@ class TrialConfig:
         given = {k: v for k, v in config.items() if v is not None}
         for key in ("options", "task_options"):
             given[key] = {k: v for k, v in dict(given.get(key) or {}).items() if v is not None}
+        TaskOptions.parse(given["task_options"])
         for name, value in given.items():
             check(name, value, f"--{name.replace('_', '-')}")
         if given.get("steps") and given.get("epochs"):

@@ -12,23 +12,23 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from accelerate import Accelerator
-from accelerate.utils import is_mlflow_available, is_tensorboard_available, is_wandb_available
+from typing import TYPE_CHECKING, Any
 
 from petscale.checks import is_number
 from petscale.errors import UserError
 from petscale.results import FINAL_KEYS
 
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
 ENV_TRACK = "PETSCALE_TRACK"  # comma-separated tracker names
 ENV_DIR = "PETSCALE_TRACK_DIR"
 DEFAULT_DIR = "runs/track"
-# Tracker name -> (is it installed?, how to install it).
+# Tracker name -> (accelerate's check that it is installed, how to install it).
 TRACKERS = {
-    "tensorboard": (is_tensorboard_available, "pip install 'petscale[track]'"),
-    "wandb": (is_wandb_available, "pip install wandb"),
-    "mlflow": (is_mlflow_available, "pip install mlflow"),
+    "tensorboard": ("is_tensorboard_available", "pip install 'petscale[track]'"),
+    "wandb": ("is_wandb_available", "pip install wandb"),
+    "mlflow": ("is_mlflow_available", "pip install mlflow"),
 }
 
 
@@ -44,11 +44,15 @@ class Tracking:
         names = [n.strip().lower() for item in given for n in item.split(",") if n.strip()]
         if not names:
             return None
+        # Here, not at the top: accelerate imports torch, and the study package (whose
+        # commands' --help must answer at once) imports this module.
+        from accelerate import utils
+
         for name in names:
             if name not in TRACKERS:
                 raise UserError(f"unknown tracker {name!r}; known: {', '.join(TRACKERS)}")
             available, install = TRACKERS[name]
-            if not available():
+            if not getattr(utils, available)():
                 raise UserError(f"tracker {name!r} is not installed; {install}")
         return cls(tuple(dict.fromkeys(names)), Path(folder or DEFAULT_DIR))
 

@@ -11,8 +11,6 @@ import typer
 from petscale.cli import options as o
 from petscale.cli.study import ProgressEvents, user_errors
 from petscale.demo import demo_spec_path
-from petscale.report import gather, write
-from petscale.report.terminal import print_summary
 from petscale.study.workflow import Runner, execute, plan, start
 
 DEMO_FOLDER = Path("runs/demo")
@@ -27,6 +25,10 @@ def demo(
 ) -> None:
     """Run the scaling study in miniature (2 models x 2 tasks x every method, APET over a budget
     grid, head-free), then write its report; a second run shows the report in seconds."""
+    # Here, not at the top: the report reads the study with pandas and draws with matplotlib.
+    from petscale.report import gather, write
+    from petscale.report.terminal import print_summary
+
     with user_errors():
         # a rerun also retries what failed: the demo wants every trial
         runner = Runner(workers=workers, retry_failed=True)

@@ -9,12 +9,11 @@ from typing import Any
 
 from petscale.cli import options as o
 from petscale.cli.table import print_table
+from petscale.methods import METHODS, config_class
 
 
 def method_rows() -> list[dict[str, Any]]:
     """One row per registered method (plugins included), read from its config dataclass."""
-    from petscale.methods import METHODS, config_class
-
     rows = []
     for name, summary in METHODS.items():
         declared = config_class(name)

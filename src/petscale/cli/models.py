@@ -6,14 +6,13 @@ import json
 
 from petscale.cli import options as o
 from petscale.cli.table import print_table
+from petscale.zoo import catalog
 
 
 def models(json_output: o.Json = False) -> None:
     """List the known models: family, layers, hidden size, parameters, whether their weights
     are here, and the hub id each stands for (counting takes either name)."""
-    from petscale.zoo.catalog import catalog
-
-    rows = catalog()
+    rows = catalog.catalog()
     if json_output:
         print(json.dumps(rows))
         return

@@ -21,7 +21,6 @@ from petscale.cli.table import print_table
 from petscale.errors import UserError
 from petscale.formatting import duration, literal
 from petscale.ids import trial_id
-from petscale.search import SearchSettings, search
 from petscale.study.export import export as export_table
 from petscale.study.runners import Events
 from petscale.study.spec import expand, load_spec
@@ -147,6 +146,9 @@ def thresholds(
     as_json: bool = typer.Option(False, "--json", help="Print the thresholds as JSON rows."),
 ) -> None:
     """Find APET's low and high thresholds by bisection on log budget (few trials, resumable)."""
+    # Here, not at the top: search reads the study through analysis (pandas, matplotlib).
+    from petscale.search import SearchSettings, search
+
     with user_errors():
         if rounds < 0 or not 0 < tolerance < 1 or not 1 < resolution < math.inf:
             raise UserError("--rounds >= 0, 0 < --tolerance < 1 and --resolution > 1, please")

@@ -12,6 +12,8 @@ import typer
 from petscale.cli import options as o
 from petscale.cli.table import print_table
 from petscale.errors import UserError
+from petscale.tasks import TASKS, get_task
+from petscale.tasks.hub import HUB_TASKS
 
 DataDir = Annotated[
     Path | None,
@@ -21,9 +23,6 @@ DataDir = Annotated[
 
 def task_rows(data_dir: Path | None = None) -> list[dict[str, Any]]:
     """One row per registered task; sizes and the majority score only where the data is here."""
-    from petscale.tasks import TASKS, get_task
-    from petscale.tasks.hub import HUB_TASKS
-
     rows = []
     for name in TASKS:
         task = get_task(name, data_dir=data_dir) if name in HUB_TASKS else get_task(name)

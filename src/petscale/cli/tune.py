@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+import petscale
 from petscale.cli import options as o
 from petscale.errors import UserError
 from petscale.settings import DEFAULTS
@@ -49,7 +50,7 @@ def tune(
     method_options: dict[str, Any] | None = None,
 ) -> None:
     """Tune one model on one task with one method, and report dev (and test) scores."""
-    from petscale.api import tune as run
+    # Here, not at the top: export loads torch (the API, petscale.tune, loads on first use).
     from petscale.export import export_problem
 
     main = int(os.environ.get("RANK", "0")) == 0  # several processes (torchrun): one speaks
@@ -58,7 +59,7 @@ def tune(
         problem = export_problem(model, method, pooling)
         if problem is not None:  # said now, not after training
             print(f"note: `petscale export` will refuse this run: {problem}", file=sys.stderr)
-    result = run.__wrapped__(  # unwrapped: its errors name the command line's flags
+    result = petscale.tune.__wrapped__(  # unwrapped: its errors name the command line's flags
         model=model,
         task=task,
         method=method,
@@ -92,12 +93,12 @@ def count(
     method_options: dict[str, Any] | None = None,
 ) -> None:
     """Exact trainable parameters of a method on a model, on the meta device (no weights)."""
-    from petscale.api import count as run
-
     if num_labels < 1:
         raise UserError(f"--num-labels must be at least 1, got {num_labels}")
     options = method_options or {}
-    result = run.__wrapped__(model=model, method=method, num_labels=num_labels, **options)
+    result = petscale.count.__wrapped__(
+        model=model, method=method, num_labels=num_labels, **options
+    )
     if json_output:
         print(json.dumps(result))
         return

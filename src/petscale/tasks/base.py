@@ -76,6 +76,36 @@ class TaskSpec:
         return None
 
 
+@dataclass(frozen=True)
+class TaskOptions:
+    """How a task's data are read (``get_task``'s keywords): the columns and text encoding of
+    the user's files, a hub task's local copy. None: the default."""
+
+    data_dir: str | None = None  # a hub task's local copy (a folder)
+    text_field: str | None = None  # the text's column (default text)
+    text_pair_field: str | None = None  # a pair task's second text
+    label_field: str | None = None  # the label's column (default label)
+    encoding: str | None = None  # the files' text encoding (default utf-8)
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], where: str = "task options") -> TaskOptions:
+        """The options, each a name or a path (text); an unknown one is a UserError."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise UserError(f"{where}: unknown task option(s) {unknown}; known: {known}")
+        for key, value in options.items():
+            if value is not None and not isinstance(value, str):
+                raise UserError(f"{where}: task option {key!r} must be text, got {value!r}")
+        return cls(**options)
+
+    def given(self) -> dict[str, str]:
+        """The options set, as ``get_task``'s keywords."""
+        return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name))}
+
+
+#: The task options' names: ``tune``'s task-data options and the API's keywords.
+TASK_OPTIONS = tuple(f.name for f in dataclasses.fields(TaskOptions))
 _TEXT_TUPLES = ("labels", "label_words", "metrics", "input_fields")
 
 
