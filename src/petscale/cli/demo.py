@@ -26,8 +26,7 @@ def demo(
     """Run the scaling study in miniature (2 models x 2 tasks x every method, APET over a budget
     grid, head-free), then write its report; a second run shows the report in seconds."""
     # Here, not at the top: the report reads the study with pandas and draws with matplotlib.
-    from petscale.report import gather, write
-    from petscale.report.terminal import print_summary
+    from petscale.report import gather, terminal, write
 
     with user_errors():
         # a rerun also retries what failed: the demo wants every trial
@@ -41,6 +40,6 @@ def demo(
     if json_output:
         print(json.dumps({"report": str(path), "counts": counts, **built.summary()}, default=str))
         return
-    print_summary(built, path)
+    terminal.print_summary(built, path)
     if counts["failed"]:
         typer.echo(f"{counts['failed']} trial(s) failed: petscale study status {out}", err=True)

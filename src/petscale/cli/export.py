@@ -22,6 +22,7 @@ def export(
 ) -> None:
     """Write a LoRA or prompt-tuning delta as a PEFT adapter (PeftModel.from_pretrained), with
     a model card (README.md: what was trained, the label names, how to load it)."""
+    # Here, not at the top: export loads the run with torch.
     from petscale.export import EXPORTED
     from petscale.export import export as run
 

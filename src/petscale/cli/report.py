@@ -53,10 +53,10 @@ def report(
 ) -> None:
     """Write report.html (figures embedded), figures/*.png|svg, thresholds.csv, gaps.csv and
     trials.csv, from a study folder or an exported CSV/Parquet table."""
-    from petscale.report import gather, write
-    from petscale.report.build import default_out
+    # Here, not at the top: the report reads the study with pandas and draws with matplotlib.
+    from petscale.report import build, terminal
 
-    built = gather(
+    built = build.gather(
         path,
         transfer=transfer,
         transfer_limit=transfer_limit,
@@ -64,10 +64,8 @@ def report(
         progress=not json_output,
         select=select,
     )
-    page = write(built, out or default_out(path))
+    page = build.write(built, out or build.default_out(path))
     if json_output:
         print(json.dumps({"report": str(page), **built.summary()}, allow_nan=False))
         return
-    from petscale.report.terminal import print_summary
-
-    print_summary(built, page)
+    terminal.print_summary(built, page)

@@ -317,11 +317,9 @@ def _headless(model: str, method: str, head: str) -> bool:
             f"and has none: use head: auto ({method} then runs on the models with a head) or "
             f"drop {method}"
         )
-    if head == "frozen":
-        raise UserError(
-            f"head: frozen: {model} answers in words and has no classification head to freeze; "
-            "use head: auto (frozen on encoders, label words on T5 and decoders)"
-        )
+    from petscale.heads import resolve_head  # with expand's: heads loads torch
+
+    resolve_head(head, False, model)  # a head it lacks (frozen) is refused, as tune refuses it
     return False
 
 
