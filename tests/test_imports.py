@@ -1,8 +1,9 @@
 """Every import points down: no cycle between modules or packages, no import of a higher layer.
 
-The walk reads the source with ``ast``, so imports inside functions (deferred to keep the CLI
-fast) and under ``TYPE_CHECKING`` count as much as module-level ones: a cycle hidden in a
-function is still a cycle. docs/ARCHITECTURE.md draws the same layers.
+The walk reads the source with ``ast``, so imports inside functions (the few that keep torch,
+pandas or matplotlib out of a command's ``--help``) and under ``TYPE_CHECKING`` count as much as
+module-level ones: a cycle hidden in a function is still a cycle. docs/ARCHITECTURE.md draws
+the same layers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # ground floor: no model, no task, no method
     (
         *("errors", "checks", "paths", "formatting", "folders", "hub", "ids", "surgery"),
-        *("results", "tracking"),
+        *("results", "tracking", "choices"),
     ),
     ("tasks",),
     ("zoo",),  # model names, loading, structure maps and families

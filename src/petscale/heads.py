@@ -50,7 +50,7 @@ def resolve_head(mode: str, has_head: bool, model: str = "this model") -> str:
     if mode == "frozen" and not has_head:
         raise UserError(
             f"head: frozen: {model} answers in words and has no classification head to freeze; "
-            "use head auto (frozen on encoders, label words on T5 and decoders) or label-words"
+            "use head 'auto' (frozen on encoders, label words on T5 and decoders) or 'label-words'"
         )
     return mode
 
