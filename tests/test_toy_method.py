@@ -73,7 +73,8 @@ def test_the_python_api_tunes_and_counts_the_toy(
     assert result["options"] == {"width": 3, "scale": 0.5}
     # a budget sizes it like any sized method (the sizing step)
     assert petscale.count(model="bert-tiny", method="toy", budget=10)["options"]["width"] == 10
-    with pytest.raises(UserError, match="--scale must be positive, got 0"):
+    # the Python API names the keyword as written (the command line names the flag)
+    with pytest.raises(UserError, match="scale= must be positive, got 0"):
         petscale.count(model="bert-tiny", method="toy", scale=0)
 
 

@@ -1,6 +1,6 @@
 """The fixed values some trial settings take, torch-free: ``settings`` checks a value against
-them without importing the modules that act on it (``heads``, ``pooling``, ``train``), which
-import them from here."""
+them without importing the modules that act on it (``heads``, ``pooling``, ``train``: torch);
+``heads`` and ``pooling`` read theirs from here."""
 
 from __future__ import annotations
 

@@ -40,8 +40,10 @@ from torch import nn
 from petscale.checks import is_a
 from petscale.errors import UserError
 from petscale.folders import clean_stale, new_staging, os_error_of, recover, set_aside, swap_in
+from petscale.methods import get_method, make_config, option_names
 from petscale.methods.base import Delta, read_json_object, read_saved
 from petscale.settings import HINTS, RULES, kind
+from petscale.tasks import TASKS
 from petscale.tasks.base import TaskOptions, TaskSpec
 from petscale.zoo.registry import is_local_folder
 
@@ -159,8 +161,7 @@ def _keep_elsewhere(
 
 def portable(trial: dict[str, Any]) -> dict[str, Any]:
     """The trial with the model, task and data folder it names by path made absolute."""
-    from petscale.tasks import TASKS  # a name stays a name, even where a file is so named
-
+    # a name stays a name, even where a file is so named
     out = {**trial, "task_options": dict(trial.get("task_options") or {})}
     for holder, key in ((out, "model"), (out, "task"), (out["task_options"], "data_dir")):
         value = holder.get(key)
@@ -232,8 +233,6 @@ def _check_trial(folder: Path, trial: dict[str, Any]) -> None:
 
 def _check_options(folder: Path, method: str, options: dict[str, Any]) -> None:
     """Each saved option is one the method takes, of the type it takes."""
-    from petscale.methods import get_method, make_config, option_names
-
     config_class = get_method(method).config_class
     types = typing.get_type_hints(config_class)
     unknown = sorted(set(options) - option_names(method))

@@ -22,6 +22,7 @@ from petscale.analysis.table import from_records
 from petscale.errors import UserError
 from petscale.methods import pattern_of
 from petscale.settings import CONFIG_KEYS, WHEN_SET, kind
+from petscale.study.store import STORE_NAME
 
 #: Columns every table needs (and one of ``BUDGET_COLUMNS``).
 MINIMAL = ("model", "task", "method", "seed", "dev_score")
@@ -124,8 +125,6 @@ def is_table(path: str | Path) -> bool:
     A file is a table (a wrong one is refused with a reason); a folder is a study, unless it
     is named like a table and holds no store (it is then refused as a table).
     """
-    from petscale.study.store import STORE_NAME  # imported late: this module reads files only
-
     path = Path(path)
     named = path.suffix.lower() in SUFFIXES
     if path.is_dir():

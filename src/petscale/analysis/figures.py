@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 
 from petscale.analysis.curves import FIXED, reference_lines, score_vs_params
@@ -333,14 +333,15 @@ def transfer_figure(matrix: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def spectra_figure(deltas: Mapping[str, torch.Tensor | np.ndarray]) -> Figure | None:
+def spectra_figure(deltas: Mapping[str, Any]) -> Figure | None:
     """Normalised singular values (log y) against their index: label -> a delta matrix or an
     already computed spectrum."""
     if not deltas:
         return None
     fig, (ax,) = _panels(1)
     for i, (label, value) in enumerate(deltas.items()):
-        values = np.asarray(value if not isinstance(value, torch.Tensor) else value.detach().cpu())
+        # a torch tensor (the kept deltas) or an array: analysis itself needs no torch
+        values = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
         s = spectrum(values) if values.ndim == 2 else values
         s = s[s > 0]
         ax.plot(np.arange(1, len(s) + 1), s, color=colour(i), label=label, lw=1.2)

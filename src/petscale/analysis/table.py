@@ -15,6 +15,7 @@ from petscale.ids import trial_id
 from petscale.results import COLUMNS as RESULT_COLUMNS
 from petscale.results import COUNT_COLUMNS, EVALUATION_KEYS, NUMERIC_KEYS
 from petscale.study.store import Store
+from petscale.tasks import get_task
 
 COLUMNS = (
     "trial_id",
@@ -143,8 +144,6 @@ def structure_name(method: str, pattern: str | None, options: dict[str, Any] | N
 @cache
 def task_type(name: str) -> str:
     """The task's type from its spec; "unknown" for a task that cannot be built here."""
-    from petscale.tasks import get_task  # imported late: a planted table needs no task data
-
     try:
         return get_task(name).spec.type
     except Exception:  # a user file that moved, a hub task without its copy: still analysable

@@ -119,7 +119,7 @@ def load_command(name: str) -> Command:
 
 class LazyGroup(TyperGroup):
     """The top-level group: a command is built (its module imported) when it runs or shows its
-    help; the group's own listing, typo suggestions and completion read ``COMMANDS``."""
+    help; the group's own help (its command list) and its typo suggestions read ``COMMANDS``."""
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
@@ -194,10 +194,9 @@ def _quiet_libraries() -> None:
 
     verbosity = os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if verbosity == "error" and "transformers" in sys.modules:  # it read the variable already
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.set_verbosity_error()
+    transformers = sys.modules.get("transformers")  # imported already: it read the variable
+    if verbosity == "error" and transformers is not None:
+        transformers.logging.set_verbosity_error()
 
 
 def _fail(message: str) -> None:

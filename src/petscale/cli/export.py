@@ -23,8 +23,7 @@ def export(
     """Write a LoRA or prompt-tuning delta as a PEFT adapter (PeftModel.from_pretrained), with
     a model card (README.md: what was trained, the label names, how to load it)."""
     # Here, not at the top: export loads the run with torch.
-    from petscale.export import EXPORTED
-    from petscale.export import export as run
+    from petscale import export as exporting
 
-    written = run(folder, out, format, base_model)
-    print(f"wrote a {format} adapter to {written}/: {', '.join(EXPORTED)}")
+    written = exporting.export(folder, out, format, base_model)
+    print(f"wrote a {format} adapter to {written}/: {', '.join(exporting.EXPORTED)}")

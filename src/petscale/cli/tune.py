@@ -14,6 +14,7 @@ from rich.console import Console
 import petscale
 from petscale.cli import options as o
 from petscale.errors import UserError
+from petscale.results import TrialResult
 from petscale.settings import DEFAULTS
 
 console = Console(stderr=True)
@@ -81,7 +82,7 @@ def tune(
     if json_output:
         print(json.dumps(result))
     else:
-        _summary(result, out)
+        _summary(TrialResult(**result), out)
 
 
 @o.with_method_options
@@ -113,20 +114,21 @@ def _options(options: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in options.items())
 
 
-def _summary(result: dict[str, Any], out: Path | None) -> None:
-    test = result["test_score"]
+def _summary(result: TrialResult, out: Path | None) -> None:
+    test, guess = result.test_score, result.random_guess
     lines = [
-        f"{result['model']} / {result['task']} / {result['method']} {_options(result['options'])}",
-        f"  trainable: {result['trainable_params']:,} (+ head {result['head_params']:,}) "
-        f"of {result['total_params']:,}",
-        f"  {result['steps']} steps, lr {result['lr']:g}, batch {result['batch_size']}: "
-        f"{result['seconds']:.1f} s ({result['step_seconds']:.3f} s/step), "
-        f"peak memory {result['peak_memory_mb']:.0f} MB",
-        f"  dev {result['metric']}: {result['dev_score']:.4f}"
+        f"{result.model} / {result.task} / {result.method} {_options(result.options)}",
+        f"  trainable: {result.trainable_params:,} (+ head {result.head_params:,}) "
+        f"of {result.total_params:,}",
+        f"  {result.steps} steps, lr {result.lr:g}, batch {result.batch_size}: "
+        f"{result.seconds:.1f} s ({result.step_seconds:.3f} s/step), "
+        f"peak memory {result.peak_memory_mb:.0f} MB",
+        f"  dev {result.metric}: {result.dev_score:.4f}"
+        + (f" (best, step {result.best_step})" if result.best_step else "")
         + (f"   test: {test:.4f}" if test is not None else "")
-        + (f"   random guess: {result['random_guess']:.4f}" if result["random_guess"] else ""),
+        + (f"   random guess: {guess:.4f}" if guess else ""),
     ]
-    if not result["pretrained"]:
+    if not result.pretrained:
         lines.append("  NOTE: randomly initialised model (no pretrained weights here)")
     if out is not None:
         lines.append(f"  saved to {out}/ (delta.safetensors, delta.json, trial, task, metrics)")

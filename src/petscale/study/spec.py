@@ -54,6 +54,7 @@ from petscale.checks import MAX_INT, is_a, is_number, learning_rate
 from petscale.errors import UserError
 from petscale.ids import trial_id
 from petscale.methods import (
+    METHODS,
     check_options,
     config_class,
     floor_method,
@@ -64,6 +65,7 @@ from petscale.methods import (
 )
 from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, TrialConfig, kind
 from petscale.settings import DEFAULTS as TRIAL_DEFAULTS
+from petscale.tasks import get_task
 
 #: A study trains a fixed number of steps and watches its curve (``tune``: one epoch, scored
 #: at the end); its other settings' defaults are the trial's (``petscale.settings``).
@@ -357,8 +359,6 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
 
 
 def _method_name(name: Any, key: str) -> str:
-    from petscale.methods import METHODS  # the registry; imported here to keep the CLI fast
-
     if name not in METHODS:
         close = difflib.get_close_matches(str(name), METHODS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -586,8 +586,7 @@ def check_counts(configs: list[dict[str, Any]], count: CountFn | None = None) ->
 
 def check_names(spec: Spec) -> None:
     """Every model and task of the grid exists here, before any trial runs."""
-    from petscale.tasks import get_task
-    from petscale.zoo.registry import shape_config
+    from petscale.zoo.registry import shape_config  # here: it loads transformers
 
     for model in spec.models:
         shape_config(model)
