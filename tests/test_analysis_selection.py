@@ -69,7 +69,7 @@ def test_without_an_effect_each_cell_still_picks_one_rate_and_keeps_its_seeds():
 @pytest.mark.parametrize(
     "setting, change, message",
     [
-        ("head", {}, "pick one of lr, steps"),
+        ("head", {}, "pick one of steps, batch_size, lr"),
         ("steps", {}, "one value of steps; sweep it"),
         ("lr", {"test_score": None}, "has none .no test split"),
     ],

@@ -35,6 +35,9 @@ class Rule:
     tune: bool = True  # a ``petscale tune`` option (and an API keyword)
     study: bool = False  # a study spec key (the grid's axes model/task/method/seed are not)
     in_id: str = "always"  # in a trial's hashed config: "always", "when set" or "never"
+    #: it shapes an untuned model's score (its evaluation or its weights): the floor and the
+    #: full fine-tuning a trial is held against share it
+    floor: bool = False
 
 
 def _setting(default: Any, rule: Rule) -> Any:
@@ -66,6 +69,7 @@ class TrialConfig:
             "label words on T5 and decoders).",
             choices=lambda: HEAD_MODES,
             study=True,
+            floor=True,
         ),
     )
     pooling: str = _setting(
@@ -74,6 +78,7 @@ class TrialConfig:
             "What an encoder's head reads: auto (the checkpoint's own pooling), cls, mean.",
             choices=lambda: POOLINGS,
             study=True,
+            floor=True,
         ),
     )
     steps: int | None = _setting(
@@ -85,7 +90,7 @@ class TrialConfig:
         Rule("Learning rate (default: the method's).", study=True, check=learning_rate),
     )
     max_length: int = _setting(
-        128, Rule("Truncate inputs to this many tokens.", minimum=1, study=True)
+        128, Rule("Truncate inputs to this many tokens.", minimum=1, study=True, floor=True)
     )
     eval_every: int = _setting(
         0, Rule("Evaluate on dev every N steps (0: at the end).", minimum=0, study=True)
@@ -97,6 +102,7 @@ class TrialConfig:
             "(0: whole splits).",
             minimum=0,
             study=True,
+            floor=True,
             in_id="when set",  # so that the ids of studies written before it stay the same
         ),
     )
@@ -162,6 +168,16 @@ class TrialConfig:
             in_id="never",  # how a run is kept safe, not what it computes
         ),
     )
+    random_init: bool = _setting(
+        False,
+        Rule(
+            "Where no weights of a known model are here (only its dimensions), tune a randomly "
+            "initialised model of its shape (every result says pretrained: false).",
+            study=True,
+            floor=True,
+            in_id="when set",
+        ),
+    )
     seed: int = _setting(0, Rule("Seed for data order, initialisation and masks.", minimum=0))
     schedule: str | None = _setting(
         None,
@@ -221,8 +237,11 @@ DEFAULTS: dict[str, Any] = TrialConfig().to_dict()
 TUNE_SETTINGS = tuple(
     n for n, r in RULES.items() if r.tune and n not in ("model", "task", "method")
 )
-#: Settings a study spec sets once for its whole grid.
+#: Settings a study spec sets once for its whole grid (each may be swept).
 STUDY_SETTINGS = tuple(n for n, r in RULES.items() if r.study)
+#: Settings that shape an untuned model's score: a study's untuned trial keeps them, and the
+#: analyses hold a series against the floor and full fine-tuning that share them.
+FLOOR_SETTINGS = tuple(n for n, r in RULES.items() if r.floor)
 #: The keys of a study's trial config, in order (``eval_limit`` only when set).
 CONFIG_KEYS = tuple(n for n, r in RULES.items() if r.in_id == "always")
 #: Keys a study's trial config holds only when set (not at their default), so that the ids of

@@ -97,7 +97,7 @@ class BuiltModel:
 
 def build_model(cfg: TrialConfig, spec: TaskSpec, options: dict[str, Any]) -> BuiltModel:
     """A trial's model: loaded, the method attached with ``options``, the head set up."""
-    loaded = load_model(cfg.model, spec.kind, max(spec.num_labels, 1))
+    loaded = load_model(cfg.model, spec.kind, max(spec.num_labels, 1), cfg.random_init)
     if spec.labels:  # the data's label names, where transformers would say LABEL_0 ...
         loaded.model.config.id2label = dict(enumerate(spec.labels))
         loaded.model.config.label2id = {name: i for i, name in enumerate(spec.labels)}

@@ -1,7 +1,8 @@
 """The floor a score is held against: what a model that learned nothing from the task scores.
 
 Per (reference, seed), where a reference is a (model, task) under the settings that shape an
-untuned model's score (``table.REFERENCE_SETTINGS``: head, pooling, max length, eval limit):
+untuned model's score (``table.REFERENCE_SETTINGS``: head, pooling, max length, eval limit,
+random init):
 
     floor = max(majority-class share of the scored examples, the untuned model's score)
 

@@ -14,10 +14,11 @@ import pandas as pd
 
 from petscale.analysis.table import from_records
 from petscale.errors import UserError
+from petscale.settings import FLOOR_SETTINGS, STUDY_SETTINGS
 
 #: Training settings a cell may pick on dev; those that shape the floor (head, pooling, max
-#: length, eval limit) set the reference itself and are not picked.
-SELECTABLE = ("lr", "steps", "batch_size", "eval_every")
+#: length, eval limit, random init) set the reference itself and are not picked.
+SELECTABLE = tuple(s for s in STUDY_SETTINGS if s not in FLOOR_SETTINGS)
 #: Dev columns replaced by their test twins once dev has chosen.
 _TEST_TWINS = {"dev_score": "test_score", "dev_majority": "test_majority"}
 _TEST_TWINS["dev_examples"] = "test_examples"

@@ -14,6 +14,7 @@ from petscale import methods
 from petscale.ids import trial_id
 from petscale.results import COLUMNS as RESULT_COLUMNS
 from petscale.results import COUNT_COLUMNS, EVALUATION_KEYS, NUMERIC_KEYS
+from petscale.settings import FLOOR_SETTINGS, STUDY_SETTINGS
 from petscale.study.store import Store
 from petscale.tasks import get_task
 
@@ -46,19 +47,10 @@ COLUMNS = (
 )
 #: Trial settings that set a configuration apart (with model, task, method and its options);
 #: trials that agree on all of them but the seed are one cell, and their seeds are pooled.
-SETTINGS = (
-    "head",
-    "pooling",
-    "steps",
-    "batch_size",
-    "lr",
-    "max_length",
-    "eval_every",
-    "eval_limit",
-)
+SETTINGS = STUDY_SETTINGS
 #: The settings that shape an untuned model's score: a series is scored against the floor and
 #: the full fine-tuning of its own (model, task) under these.
-REFERENCE_SETTINGS = ("head", "pooling", "max_length", "eval_limit")
+REFERENCE_SETTINGS = FLOOR_SETTINGS
 #: Method options that size a method; a series spans them, so they are not in its key.
 SIZING_OPTIONS = ("budget", "match", "seed")
 

@@ -45,8 +45,8 @@ def report(
     select: Annotated[
         str | None,
         typer.Option(
-            help="A swept training setting (lr, steps, batch_size, eval_every): pick its value "
-            "per cell on dev, then read every analysis on test."
+            help="A swept training setting (lr, steps, batch_size, weight_decay ...): pick "
+            "its value per cell on dev, then read every analysis on test."
         ),
     ] = None,
     json_output: o.Json = False,

@@ -47,7 +47,11 @@ def _full_deltas(trial: dict, trained: dict[str, torch.Tensor]) -> dict[str, tor
     cfg = normalize(trial)
     spec = get_task(cfg.task, **cfg.task_options).spec
     torch.manual_seed(cfg.seed)  # as the trial did: a model without weights is seeded
-    base = dict(load_model(cfg.model, spec.kind, max(spec.num_labels, 1)).model.named_parameters())
+    base = dict(
+        load_model(
+            cfg.model, spec.kind, max(spec.num_labels, 1), cfg.random_init
+        ).model.named_parameters()
+    )
     return {
         name: (t.float() - base[name].detach().float())
         for name, t in trained.items()

@@ -52,6 +52,7 @@ import yaml
 
 from petscale.checks import MAX_INT, is_a, is_number, learning_rate
 from petscale.errors import UserError
+from petscale.hub import offline_reason
 from petscale.ids import trial_id
 from petscale.methods import (
     METHODS,
@@ -63,7 +64,15 @@ from petscale.methods import (
     matchable,
     sizing,
 )
-from petscale.settings import CONFIG_KEYS, RULES, STUDY_SETTINGS, WHEN_SET, TrialConfig, kind
+from petscale.settings import (
+    CONFIG_KEYS,
+    FLOOR_SETTINGS,
+    RULES,
+    STUDY_SETTINGS,
+    WHEN_SET,
+    TrialConfig,
+    kind,
+)
 from petscale.settings import DEFAULTS as TRIAL_DEFAULTS
 from petscale.tasks import get_task
 
@@ -79,7 +88,7 @@ DEFAULTS: dict[str, Any] = {
 }
 #: What an untuned trial takes from the grid: the settings that shape its evaluation; the
 #: training settings keep their defaults, so that one untuned trial serves every method.
-UNTUNED_KEEPS = ("head", "pooling", "max_length", "eval_limit")
+UNTUNED_KEEPS = FLOOR_SETTINGS
 SPEC_KEYS = ("models", "tasks", "methods", *DEFAULTS)
 #: Head modes that depend on whether a model has a classification head (T5, decoders: none).
 HEADLESS = ("auto", "frozen")
@@ -586,9 +595,14 @@ def check_counts(configs: list[dict[str, Any]], count: CountFn | None = None) ->
 
 def check_names(spec: Spec) -> None:
     """Every model and task of the grid exists here, before any trial runs."""
-    from petscale.zoo.registry import shape_config  # here: it loads transformers
+    from petscale.zoo import registry  # here: it loads transformers
 
     for model in spec.models:
-        shape_config(model)
+        registry.shape_config(model)
+        # a model known by its dimensions only: its weights must come from the hub, or the
+        # spec asks for random ones (for every trial)
+        no_weights = registry.config_entry(model) and registry.weights_folder(model) is None
+        if no_weights and not all(spec.settings["random_init"]) and offline_reason():
+            raise registry.unreachable(model)
     for task in spec.tasks:
         get_task(task)

@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from petscale.errors import UserError
+from petscale.hub import offline_reason
 from petscale.zoo import registry
 from petscale.zoo.structure import family_for
 
@@ -123,12 +124,25 @@ def checked_fresh(
     )
 
 
-def load_model(name: str, task_kind: str = "classification", num_labels: int = 2) -> LoadedModel:
-    """The model ``name`` with real weights where they are here, random ones otherwise.
+def load_model(
+    name: str, task_kind: str = "classification", num_labels: int = 2, random_init: bool = False
+) -> LoadedModel:
+    """The model ``name`` with its real weights: a local folder, an offline package, or the
+    hub; ``random_init`` asks for random weights of a known model's shape where none are here
+    (refused otherwise, so that no run trains a random model unasked).
 
     Real weights must be the checkpoint's own: a checkpoint that lacks a weight of the
     config's model, or holds it in another shape, is refused (a task head and a missing
     pooler are drawn at random and kept in ``fresh``)."""
+    bundled = registry.config_entry(name)
+    random = bundled is not None and registry.weights_folder(name) is None
+    if random and not random_init:
+        if offline_reason() is not None:
+            raise registry.unreachable(name)
+        random = False  # its real weights, from the hub
+        name = bundled.hub_id
+    elif random:
+        name = bundled.name
     config = registry.load_config(name)
     answer = answer_for(config, task_kind)
     model_class = _CLASSES[answer]
@@ -157,7 +171,7 @@ def load_model(name: str, task_kind: str = "classification", num_labels: int = 2
         )
         fresh = checked_fresh(folder, model, info, answer, saved)
         pretrained = True
-    elif name in registry.entries():
+    elif random:
         registry.random_init_warning(name)
         tokenizer = load_tokenizer(registry.weights_folder(FALLBACK_TOKENIZER_MODEL))
         check_vocabulary(name, tokenizer, twin)

@@ -32,6 +32,7 @@ from petscale.hub import offline_reason
 from petscale.zoo import assets
 from petscale.zoo.names import (
     PACKAGED,
+    ModelEntry,
     bundled_raw,
     by_hub_id,
     entries,
@@ -116,7 +117,7 @@ def weights_folder(name: str) -> Path | None:
         return Path(name)
     entry = entries().get(known_name(name))
     if entry and entry.source == "package":
-        return assets.model_folder(name)  # builds or unpacks on first use
+        return assets.model_folder(entry.name)  # builds or unpacks on first use
     return None
 
 
@@ -409,27 +410,36 @@ def _first_line(err: Exception) -> str:
 
 def from_hub(name: str, loader: Callable[..., T], **options: object) -> T:
     if offline_reason() is not None:
-        raise _unreachable(name)
+        raise unreachable(name)
     try:
         return loader(name, trust_remote_code=False, **options)
     except OSError as err:
-        raise _unreachable(name) from err
+        raise unreachable(name) from err
     except ValueError as err:
         raise UserError(f"cannot load {name!r} from the hub: {_first_line(err)}") from err
 
 
-def _unreachable(name: str) -> UserError:
-    entry = by_hub_id(name)
+def unreachable(name: str) -> UserError:
+    """Why ``name`` cannot be loaded here: no weights, no hub."""
+    entry = by_hub_id(name) or entries().get(name)
     if entry is not None:
         return UserError(
-            f"model {name!r} is not here and the hub is not reachable; petscale ships its "
-            f"dimensions as --model {entry.name} (exact counts; tuning it uses random weights)"
+            f"model {name!r}: no weights here and the hub is not reachable; petscale ships only "
+            "its dimensions (exact counts: petscale count): pass --random-init to tune a "
+            "randomly initialised model of its shape, or download it elsewhere and pass its "
+            "folder"
         )
     known = ", ".join(entries())
     return UserError(
         f"model {name!r} is neither a known name ({known}) nor a local folder, and the hub "
         f"is not reachable; download it elsewhere and pass its folder: --model /path/to/{name}"
     )
+
+
+def config_entry(name: str) -> ModelEntry | None:
+    """The bundled-config entry (dimensions, no weights) that ``name`` or its hub id names."""
+    entry = entries().get(name) or by_hub_id(name)
+    return entry if entry is not None and entry.source == "config" else None
 
 
 def random_init_warning(name: str) -> None:
