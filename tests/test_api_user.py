@@ -66,7 +66,7 @@ def chatty_transformers():
     transformers_logging.set_verbosity(before)
 
 
-def test_load_says_nothing_of_fresh_weights(
+def test_tune_and_load_say_nothing_of_fresh_weights(
     tiny_bert, toy_task, tmp_path, caplog, chatty_transformers
 ):
     # a checkpoint without a classifier, as the offline sentence encoders are: transformers
@@ -76,9 +76,10 @@ def test_load_says_nothing_of_fresh_weights(
     for part in tiny_bert.iterdir():
         if part.name.startswith(("token", "vocab", "special")):
             shutil.copy(part, base / part.name)
-    petscale.tune(model=str(base), task=str(toy_task), out=tmp_path / "run", **SMALL)
-    assert "newly initialized" in caplog.text  # what tune lets through
+    AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
+    assert "newly initialized" in caplog.text  # what transformers says, and the test sees
     caplog.clear()
+    petscale.tune(model=str(base), task=str(toy_task), out=tmp_path / "run", **SMALL)
     petscale.load(tmp_path / "run")
     assert "newly initialized" not in caplog.text and "TRAIN" not in caplog.text
 

@@ -94,6 +94,20 @@ def tune(
     """
     if is_frame(task):
         task = str(frame_folder(task))
+    with quiet_transformers():  # its notes on a fresh head: the head is what trains here
+        return _tune(model, task, method, out, progress, track, track_dir, options)
+
+
+def _tune(
+    model: str,
+    task: str,
+    method: str,
+    out: str | Path | None,
+    progress: bool,
+    track: str | list[str] | None,
+    track_dir: str | Path | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
     trial = {k: v for k, v in options.items() if k in TUNE_SETTINGS}
     task_options = {k: v for k, v in options.items() if k in TASK_OPTIONS}
     method_options = {k: v for k, v in options.items() if k not in {*TUNE_SETTINGS, *TASK_OPTIONS}}

@@ -179,9 +179,9 @@ def model_card(run: SavedRun, config: dict[str, Any]) -> str:
         f"Trained with petscale (`{run.method}` {json.dumps(run.options)}), exported to PEFT "
         f"{config['peft_type']} ({config['task_type']}).",
         "",
-        f"- trainable parameters: {kept.get('trainable_params', '?')} (method) + "
-        f"{kept.get('head_params', '?')} (head); dev {kept.get('metric', 'score')}: "
-        f"{kept.get('dev_score', '?')}; test: {kept.get('test_score', '?')}",
+        f"- trainable parameters: {_shown(kept.get('trainable_params'))} (method) + "
+        f"{_shown(kept.get('head_params'))} (head); dev {kept.get('metric', 'score')}: "
+        f"{_shown(kept.get('dev_score'))}; test: {_shown(kept.get('test_score'))}",
         f"- modules_to_save: {', '.join(config['modules_to_save']) or 'none'}"
         + (
             f" ({', '.join(frozen)}: drawn at random when the base loaded, as the checkpoint "
@@ -218,6 +218,15 @@ def model_card(run: SavedRun, config: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A figure of the card: counts with separators, scores to four places, "n/a" if none."""
+    if isinstance(value, bool) or value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _head_modules(run: SavedRun) -> set[str]:

@@ -5,7 +5,8 @@ A study that sweeps a training setting (``lr: [1.0e-4, 1.0e-3]``) holds one seri
 budget and other settings), the value whose seed-mean dev score is highest, and scores the
 kept trials by their test score: dev chose, so dev at the choice would count the choice's luck
 as skill. The table that comes back is an ordinary one (one series per configuration, the
-setting's column empty, ``selected_<setting>`` holding the pick), so every analysis reads it.
+setting's column empty, ``selected_<setting>`` holding the pick and ``selected_dev_score``
+the dev score that chose it, ``dev_score`` the test score), so every analysis reads it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def select_on_dev(df: pd.DataFrame, setting: str) -> pd.DataFrame:
     ]
     out = cleared[keep].copy()
     out[f"selected_{setting}"] = value[keep].to_numpy()
+    out["selected_dev_score"] = out["dev_score"]  # what chose; dev_score becomes test's below
     for dev, test in _TEST_TWINS.items():
         if test in out:
             out[dev] = out[test]

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from petscale import demo as bundled
 from petscale.cli import options as o
 from petscale.cli.study import ProgressEvents, user_errors
-from petscale.demo import demo_spec_path
 from petscale.study.workflow import Runner, execute, plan, start
 
 DEMO_FOLDER = Path("runs/demo")
@@ -31,7 +31,7 @@ def demo(
     with user_errors():
         # a rerun also retries what failed: the demo wants every trial
         runner = Runner(workers=workers, retry_failed=True)
-        planned = plan(demo_spec_path(), out, runner)
+        planned = plan(bundled.demo_spec_path(), out, runner)
         start(planned, runner)
         with ProgressEvents(len(planned.configs)) as events:
             counts = execute(planned, runner, events).counts

@@ -112,8 +112,12 @@ def plan_(
             json.dumps({"trials": len(configs), "folder": str(planned.folder), "configs": configs})
         )
         return
+    # the settings the grid varies (a sweep) get a column each: rows that differ show it
+    keys = sorted({k for c in planned.configs for k in c} - {"model", "task", "method", "options"})
+    varied = [k for k in keys if len({json.dumps(c.get(k)) for c in planned.configs}) > 1]
+    varied = [k for k in varied if k != "seed"]
     print_table(
-        ("id", "model", "task", "method", "options", "seed"),
+        ("id", "model", "task", "method", "options", *varied, "seed"),
         [
             (
                 trial_id(c),
@@ -121,12 +125,14 @@ def plan_(
                 c["task"],
                 c["method"],
                 " ".join(f"{k}={v}" for k, v in c["options"].items()) or "-",
+                *(str(c.get(k, "-")) for k in varied),
                 str(c["seed"]),
             )
             for c in planned.configs
         ],
     )
-    typer.echo(f"{len(planned.configs)} trials; run them: petscale study run {spec}")
+    where = f" --out {shlex.quote(str(out))}" if out else ""
+    typer.echo(f"{len(planned.configs)} trials; run them: petscale study run {spec}{where}")
 
 
 @app.command()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from petscale import analysis
+from petscale.analysis.table import SETTINGS
 
 #: The per-trial table's columns, in order: trials.csv, the page's "Trials" and the JSON's.
 TRIAL_COLUMNS = (
@@ -71,11 +72,14 @@ class Report:
         )
 
     def trial_table(self) -> pd.DataFrame:
-        """A row per done trial (``TRIAL_COLUMNS``, and ``selected_<setting>`` where a setting
-        was picked on dev; budget: trainable parameters), in a fixed order: model, task,
-        structure, budget, seed, then id."""
-        picked = [c for c in self.results.columns if str(c).startswith("selected_")]
-        table = self.results.reindex(columns=[*TRIAL_COLUMNS, *picked])
+        """A row per done trial (``TRIAL_COLUMNS``, a column per setting the study swept, and
+        ``selected_<setting>`` where a setting was picked on dev; budget: trainable
+        parameters), in a fixed order: model, task, structure, budget, seed, then id."""
+        results = self.results
+        # the settings a study swept (an lr grid) tell its series apart: a column each
+        swept = [k for k in SETTINGS if k in results and results[k].astype(str).nunique() > 1]
+        picked = [c for c in results.columns if str(c).startswith("selected_")]
+        table = results.reindex(columns=[*TRIAL_COLUMNS, *swept, *picked])
         return table.sort_values(
             ["model", "task", "structure", "budget", "seed", "trial_id"],
             kind="mergesort",
