@@ -20,7 +20,7 @@ import pandas as pd
 
 from petscale.analysis.table import from_records
 from petscale.errors import UserError
-from petscale.methods import pattern_of
+from petscale.methods import Budget, pattern_of
 from petscale.settings import CONFIG_KEYS, WHEN_SET, kind
 from petscale.study.store import STORE_NAME
 
@@ -267,7 +267,7 @@ def _record(path: Path, n: int, row: dict[str, Any]) -> dict[str, Any]:
         record["pattern"] = str(pattern)
     if record.get("default_budget") is None:
         # No budget and no match option: the method ran at its own default size.
-        record["default_budget"] = not {"budget", "match"} & set(options)
+        record["default_budget"] = Budget.of(options).is_default
     if record.get("budget") is None and record.get("trainable_params") is None:
         budget = options.get("budget")
         if isinstance(budget, bool) or not isinstance(budget, (int, float)):

@@ -52,7 +52,7 @@ SETTINGS = STUDY_SETTINGS
 #: the full fine-tuning of its own (model, task) under these.
 REFERENCE_SETTINGS = FLOOR_SETTINGS
 #: Method options that size a method; a series spans them, so they are not in its key.
-SIZING_OPTIONS = ("budget", "match", "seed")
+SIZING_OPTIONS = (*methods.BUDGET_OPTIONS, "seed")
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -152,7 +152,7 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
         "options": config.get("options") or {},
         "pattern": methods.pattern_of(config["method"], options, default=False),
         # No budget and no match option: the method ran at its own default size.
-        "default_budget": not {"budget", "match"} & set(config.get("options") or {}),
+        "default_budget": methods.Budget.of(config.get("options") or {}).is_default,
         **{key: row[key] for key in RESULT_COLUMNS},  # the store's own result columns
         **{key: result.get(key) for key in EVALUATION_KEYS},
         "curve": row["curve"],

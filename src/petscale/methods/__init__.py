@@ -218,6 +218,33 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: The options that size a method, as a user writes them: ``budget: N`` or ``match: M``.
+BUDGET_OPTIONS = ("budget", "match")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How large a method is made: its default size (nothing given), ``count`` trainable
+    parameters, or ``match``: another method's default count on the same model. The one form
+    of a budget: a study spec's ``budgets``, the options ``budget``/``match`` of ``tune`` and
+    the API (``of``, ``as_options``), APET's K (its config holds the two fields itself)."""
+
+    count: int | None = None
+    match: str | None = None
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> Budget:
+        return cls(options.get("budget"), options.get("match"))
+
+    def as_options(self) -> dict[str, Any]:
+        given = zip(BUDGET_OPTIONS, (self.count, self.match), strict=True)
+        return {k: v for k, v in given if v is not None}
+
+    @property
+    def is_default(self) -> bool:
+        return self.count is None and self.match is None
+
+
 def check_options(method: str, options: Mapping[str, Any]) -> None:
     """Every check a method's options get without a model: known names, finite numbers, the
     method's own validation, and a budget never given with the size it picks."""
@@ -235,7 +262,7 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
         raise UserError("give either --budget or --match, not both")
     if "match" in options:
         check_match(options["match"])
-    given = {k for k in ("budget", "match") if k in options}
+    given = {k for k in BUDGET_OPTIONS if k in options}
     if not given:
         make_config(method, dict(options))
         return
@@ -247,7 +274,7 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
         raise UserError(f"give either {flag} or --{knob.replace('_', '-')}, not both")
     if options.get("budget", 1) <= 0:
         raise UserError(f"--budget must be positive, got {options['budget']}")
-    make_config(method, {k: v for k, v in options.items() if k not in ("budget", "match")})
+    make_config(method, {k: v for k, v in options.items() if k not in BUDGET_OPTIONS})
 
 
 __all__ = [
@@ -255,6 +282,8 @@ __all__ = [
     "METHODS",
     "Method",
     "MethodConfig",
+    "BUDGET_OPTIONS",
+    "Budget",
     "check_match",
     "check_options",
     "config_class",

@@ -55,7 +55,9 @@ from petscale.errors import UserError
 from petscale.hub import offline_reason
 from petscale.ids import trial_id
 from petscale.methods import (
+    BUDGET_OPTIONS,
     METHODS,
+    Budget,
     check_options,
     config_class,
     floor_method,
@@ -93,7 +95,7 @@ SPEC_KEYS = ("models", "tasks", "methods", *DEFAULTS)
 #: Head modes that depend on whether a model has a classification head (T5, decoders: none).
 HEADLESS = ("auto", "frozen")
 # Budgets are set through `budgets`, so that one spelling drives the grid.
-RESERVED_OPTIONS = ("budget", "match")
+RESERVED_OPTIONS = BUDGET_OPTIONS
 
 CountFn = Callable[..., Mapping[str, Any]]
 #: Limits checked before anything is built: a spec file's size, a geometric budget grid's
@@ -101,16 +103,6 @@ CountFn = Callable[..., Mapping[str, Any]]
 MAX_SPEC_BYTES = 1 << 20
 MAX_GEOM_POINTS = 1_000
 MAX_TRIALS = 100_000
-
-
-@dataclass(frozen=True)
-class Match:
-    """Budget = another method's default trainable count on the same model."""
-
-    method: str
-
-
-Budget = int | Match | None  # None: the method's default budget
 
 
 @dataclass(frozen=True)
@@ -271,16 +263,16 @@ def expand(spec: Spec, count: CountFn | None = None) -> list[dict[str, Any]]:
                         if head_only(entry.name)
                         else resolve_head(head_mode, not words.get(model, False), model)
                     )
-                    budgets = (None,) if is_fixed(entry.name) else entry.budgets or spec.budgets
+                    budgets = (Budget(),) if is_fixed(entry.name) else entry.budgets or spec.budgets
                     for budget in budgets:
                         options = dict(entry.options)
-                        if isinstance(budget, int):
-                            options["budget"] = budget
-                        elif isinstance(budget, Match) and budget.method != entry.name:
+                        if budget.count is not None:
+                            options["budget"] = budget.count
+                        elif budget.match is not None and budget.match != entry.name:
                             if sizing(entry.name) == "native":
-                                options["match"] = budget.method
+                                options["match"] = budget.match
                             else:
-                                options["budget"] = matched(model, budget.method)
+                                options["budget"] = matched(model, budget.match)
                         for seed in spec.seeds:
                             values = {
                                 **setting,
@@ -436,7 +428,8 @@ def _sizes_with_budgets(entries: tuple[MethodEntry, ...], budgets: tuple[Budget,
     """An option that fixes a method's size (a LoRA rank) leaves nothing for a budget to set."""
     for entry in entries:
         knob = config_class(entry.name).size_option
-        sized = [b for b in entry.budgets or budgets if b is not None and b != Match(entry.name)]
+        own = Budget(match=entry.name)
+        sized = [b for b in entry.budgets or budgets if not b.is_default and b != own]
         if knob in entry.options and sized:
             raise UserError(
                 f"methods.{entry.name}.{knob}: a {knob} fixes the size that budgets pick; give "
@@ -453,22 +446,22 @@ def _budgets(value: Any, key: str) -> tuple[Budget, ...]:
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
         if item == "default":
-            budgets.append(None)
+            budgets.append(Budget())
         elif isinstance(item, Mapping) and set(item) == {"match"}:
             target = _method_name(item["match"], f"{where}.match")
             if not matchable(target):
                 raise UserError(
                     f"{where}.match: {target} has no default budget; match another method"
                 )
-            budgets.append(Match(target))
+            budgets.append(Budget(match=target))
         elif isinstance(item, Mapping) and set(item) == {"geom"}:
-            budgets.extend(_geom(item["geom"], f"{where}.geom"))
+            budgets.extend(Budget(count=n) for n in _geom(item["geom"], f"{where}.geom"))
         elif isinstance(item, Mapping):
             raise UserError(
                 f"{where}: write a number, 'default', {{match: M}} or {{geom: [lo, hi, n]}}"
             )
         else:
-            budgets.append(_int(item, where, 1))
+            budgets.append(Budget(count=_int(item, where, 1)))
     return tuple(dict.fromkeys(budgets))
 
 
