@@ -11,15 +11,21 @@ from petscale.errors import UserError
 from petscale.tracking import ENV_DIR, ENV_TRACK, Tracking
 
 
-def _scalars(folder):
+def _accumulators(folder):
+    """Each TensorBoard event file under ``folder``, read."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = sorted(folder.rglob("events.out.tfevents.*"))
     assert events, f"no event file under {folder}"
-    values = {}
     for event in events:
         acc = EventAccumulator(str(event))
         acc.Reload()
+        yield acc
+
+
+def _scalars(folder):
+    values = {}
+    for acc in _accumulators(folder):
         for tag in acc.Tags()["scalars"]:
             values[tag] = [(s.step, s.value) for s in acc.Scalars(tag)]
     return values
@@ -120,13 +126,10 @@ def test_a_study_logs_each_trial_and_its_ids_do_not_change(
 
 
 def _hparams(folder):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     found = {}
-    for event in sorted(folder.rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(event))
-        acc.Reload()
+    for acc in _accumulators(folder):
         try:
             contents = acc.PluginTagToContent("hparams").values()
         except KeyError:  # an event file of scalars only

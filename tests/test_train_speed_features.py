@@ -3,6 +3,8 @@ back without a host sync per step."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from accelerate import Accelerator
 from transformers import AutoTokenizer
@@ -11,9 +13,10 @@ import tiny
 from petscale import features as features_module
 from petscale import train as train_module
 from petscale.answers import answerer_for
+from petscale.checkpoints import TrainState
 from petscale.features import encode_splits
 from petscale.tasks.base import Example, TaskSpec
-from petscale.train import TrainConfig, TrainResult, batches, train
+from petscale.train import TrainConfig, batches, train
 from petscale.zoo import assets
 
 SPEC = TaskSpec(name="toy-speed", type="sentiment", kind="classification", labels=("n", "p"))
@@ -68,15 +71,20 @@ class Recorder(Accelerator):
 def test_losses_read_back_in_blocks_keep_every_step_and_log() -> None:
     """On an accelerator losses are read back every SYNC_EVERY steps: every step's loss is still
     recorded and logged with its own step, and the dev score with the evaluation's step."""
-    pending = [(step, torch.tensor(float(step))) for step in (1, 2, 3)]
-    result = TrainResult(curve=[(3, 0.5)])
+    # each step's loss, learning rate and gradient norm (none where the step did not clip)
+    norms = {1: 0.5, 2: math.nan, 3: 1.5}
+    pending = [
+        train_module.Pending(step, torch.tensor(float(step)), torch.tensor(norms[step]), 0.1)
+        for step in (1, 2, 3)
+    ]
+    state = TrainState(step=3, curve=[(3, 0.5)])
     recorder = Recorder()
-    train_module._read_back(pending, result, recorder)
-    assert result.losses == [1.0, 2.0, 3.0] and pending == []
+    train_module._read_back(pending, state, recorder)
+    assert state.losses == [1.0, 2.0, 3.0] and pending == []
     assert recorder.logged == [
-        (1, {"train_loss": 1.0}),
-        (2, {"train_loss": 2.0}),
-        (3, {"train_loss": 3.0, "dev_score": 0.5}),
+        (1, {"train_loss": 1.0, "lr": 0.1, "grad_norm": 0.5}),
+        (2, {"train_loss": 2.0, "lr": 0.1}),
+        (3, {"train_loss": 3.0, "lr": 0.1, "grad_norm": 1.5, "dev_score": 0.5}),
     ]
 
 

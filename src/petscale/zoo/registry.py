@@ -425,9 +425,9 @@ def unreachable(name: str) -> UserError:
     if entry is not None:
         return UserError(
             f"model {name!r}: no weights here and the hub is not reachable; petscale ships only "
-            "its dimensions (exact counts: petscale count): pass --random-init to tune a "
-            "randomly initialised model of its shape, or download it elsewhere and pass its "
-            "folder"
+            f"its dimensions, as --model {entry.name} (exact counts: petscale count): pass "
+            "--random-init to tune a randomly initialised model of its shape, or download it "
+            "elsewhere and pass its folder"
         )
     known = ", ".join(entries())
     return UserError(
