@@ -94,3 +94,12 @@ def test_a_spec_file_past_its_size_limit_is_refused_unread(tmp_path):
     path.write_text("models: [m]\n" + "#" * MAX_SPEC_BYTES)
     with pytest.raises(UserError, match="over the 1,048,576 a spec may take"):
         load_spec(path)
+
+
+def test_task_options_are_a_study_setting_that_the_floor_shares(tmp_path):
+    grid = configs(task_options={"text_field": "sentence"}, untuned=True)
+    assert all(c["task_options"] == {"text_field": "sentence"} for c in grid)
+    plain = configs(untuned=True)
+    assert all("task_options" not in c for c in plain)  # unset: the ids stay as they were
+    with pytest.raises(UserError, match="unknown task option"):
+        configs(task_options={"text_column": "x"})

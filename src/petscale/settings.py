@@ -200,7 +200,14 @@ class TrialConfig:
         ),
     )
     task_options: Mapping[str, Any] = _mapping(
-        Rule("The task's options: " + ", ".join(TASK_OPTIONS) + ".", tune=False, in_id="never")
+        Rule(
+            "The task's options: " + ", ".join(TASK_OPTIONS) + ".",
+            check=lambda flag, value: TaskOptions.parse(value, flag),
+            tune=False,  # tune takes them as options of their own (--text-field ...)
+            study=True,
+            floor=True,  # they pick the data: the floor is scored on the same
+            in_id="when set",
+        )
     )
 
     @classmethod
@@ -214,7 +221,6 @@ class TrialConfig:
         given = {k: v for k, v in config.items() if v is not None}
         for key in ("options", "task_options"):
             given[key] = {k: v for k, v in dict(given.get(key) or {}).items() if v is not None}
-        TaskOptions.parse(given["task_options"])
         for name, value in given.items():
             check(name, value, f"--{name.replace('_', '-')}")
         if given.get("steps") and given.get("epochs"):

@@ -67,7 +67,6 @@ class TrainResult:
     step_seconds: float = 0.0  # mean wall time of one optimisation step
     steps: int = 0  # steps taken (fewer than planned where patience ran out)
     best_step: int | None = None  # the evaluation whose tensors were kept (keep_best)
-    resumed_from: int = 0  # the step a checkpoint brought the run to (0: none)
 
     @property
     def dev_score(self) -> float:
@@ -173,6 +172,11 @@ def train(
     processes, each weighted by its share, so every process takes the step one process would
     take on the whole batch (exactly, for a loss that is a mean over examples) and the model
     itself is never wrapped: evaluation and generation see it as it is, on every process.
+
+    A step takes ``grad_accum`` batches; ``patience`` stops after that many evaluations
+    without a better dev score, and ``keep_best`` ends on the best evaluation's tensors. With
+    ``checkpoint``, the run's state is saved every ``checkpoint_every`` steps and a run that
+    finds one goes on from it, to the result it would have had unbroken.
     """
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -196,7 +200,7 @@ def train(
         state = checkpoints.restore(config.checkpoint, params, optimizer, scheduler) or state
         for _ in range(state.step * config.grad_accum):  # the data order, replayed
             next(order)
-    result = TrainResult(resumed_from=state.step)
+    result = TrainResult()
     eval_steps = _eval_steps(config)
     model.train()
     start = time.perf_counter()

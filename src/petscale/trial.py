@@ -38,7 +38,7 @@ from petscale.paths import cache_dir
 from petscale.pooling import reads_weight, resolve_pooling
 from petscale.results import TrialResult
 from petscale.run_folder import check_out, save_run
-from petscale.settings import RULES, TrialConfig
+from petscale.settings import TrialConfig
 from petscale.tasks import get_task
 from petscale.tasks.base import Splits, TaskSpec
 from petscale.train import TrainConfig, TrainResult, evaluate, peak_memory_mb, train
@@ -120,8 +120,9 @@ def build_model(cfg: TrialConfig, spec: TaskSpec, options: dict[str, Any]) -> Bu
 
 def checkpoint_folder(cfg: TrialConfig) -> Path:
     """Where a trial's resumable checkpoint lives: the cache, under the hash of every setting
-    but the checkpointing itself, so that rerunning the same trial finds it."""
-    settings = {k: v for k, v in cfg.to_dict().items() if RULES[k].in_id != "never"}
+    but the checkpointing itself (the schedule and precision too), so that rerunning the same
+    trial finds it and no other trial does."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "checkpoint_every"}
     return cache_dir() / "checkpoints" / trial_id(settings)
 
 

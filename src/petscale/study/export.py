@@ -18,6 +18,7 @@ from petscale.settings import CONFIG_KEYS, WHEN_SET
 from petscale.study.store import SPEC_NAME, STORE_NAME, Store
 
 FORMATS = ("csv", "parquet")
+_MAPS = ("options", "task_options")
 # The store's own result columns, with the bookkeeping a reader of the table wants around them.
 _RESULT_KEYS = (
     "status",
@@ -34,20 +35,25 @@ def table(folder: str | Path, only: set[str] | None = None) -> list[dict[str, An
     """The trials of the study at ``folder`` (those whose id is in ``only``, if given); every
     row has the same columns.
 
-    Method options become ``options.<name>`` columns (empty where a method lacks one) and the
-    curve is a JSON list of [step, dev_score] pairs.
+    Method options become ``options.<name>`` columns (empty where a method lacks one), task
+    options ``task_options.<name>`` columns, and the curve is a JSON list of [step, dev_score]
+    pairs.
     """
     with Store.existing(folder) as store:
         records = [r for r in store.rows() if only is None or r["id"] in only]
-    option_names = sorted({name for r in records for name in r["config"]["options"]})
+    # the maps of a config (method and task options) become a column per name
+    names = {
+        key: sorted({n for r in records for n in r["config"].get(key) or {}})
+        for key in _MAPS
+    }
     rows = []
     for r in records:
         config = r["config"]
         row: dict[str, Any] = {"id": r["id"]}
         for key in (*CONFIG_KEYS, *WHEN_SET):
-            if key == "options":
-                options = config["options"]
-                row.update({f"options.{n}": _scalar(options.get(n)) for n in option_names})
+            if key in _MAPS:
+                given = config.get(key) or {}
+                row.update({f"{key}.{n}": _scalar(given.get(n)) for n in names[key]})
             else:
                 row[key] = config.get(key)
         row.update({key: r[key] for key in _RESULT_KEYS})

@@ -533,7 +533,9 @@ def _sweep(value: Any, key: str, check: Callable[[str, Any], Any]) -> tuple[Any,
         return (check(key, value),)
     if not value:
         raise UserError(f"{key}: the list is empty; give a value, or a list of values to sweep")
-    return tuple(dict.fromkeys(check(f"{key}[{i}]", v) for i, v in enumerate(value)))
+    checked = [check(f"{key}[{i}]", v) for i, v in enumerate(value)]
+    # duplicates dropped by their JSON form: a value may be a map (task_options)
+    return tuple({json.dumps(v, sort_keys=True): v for v in checked}.values())
 
 
 def _rate(value: Any, key: str) -> float:
@@ -598,4 +600,5 @@ def check_names(spec: Spec) -> None:
         if no_weights and not all(spec.settings["random_init"]) and offline_reason():
             raise registry.unreachable(model)
     for task in spec.tasks:
-        get_task(task)
+        for options in spec.settings["task_options"]:
+            get_task(task, **options)
