@@ -42,10 +42,7 @@ def table(folder: str | Path, only: set[str] | None = None) -> list[dict[str, An
     with Store.existing(folder) as store:
         records = [r for r in store.rows() if only is None or r["id"] in only]
     # the maps of a config (method and task options) become a column per name
-    names = {
-        key: sorted({n for r in records for n in r["config"].get(key) or {}})
-        for key in _MAPS
-    }
+    names = {key: sorted({n for r in records for n in r["config"].get(key) or {}}) for key in _MAPS}
     rows = []
     for r in records:
         config = r["config"]
