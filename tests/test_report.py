@@ -237,7 +237,10 @@ def test_the_terminal_summary_names_the_report_and_every_verdict(report, tmp_pat
     assert tested
     for finding in tested:
         assert f"{finding.verdict} — {effect_text(finding)}" in text
-        assert f"(95% CI {significant(finding.ci_low, signed=True)} to " in text
+        if math.isfinite(finding.ci_low):
+            assert f"(95% CI {significant(finding.ci_low, signed=True)} to " in text
+        else:  # too few cases for an interval (the bootstrap's draws decide): said so
+            assert f"(95% CI n/a, n={finding.n})" in text
     adjacent = report.thresholds[report.thresholds["structure"] == "apet-adjacent"].iloc[0]
     assert threshold(adjacent.to_dict(), "low") in text
 

@@ -114,8 +114,9 @@ def from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _plain(value: Any) -> Any:
-    """A setting as the keys hash it: NaN and empty cells (a CSV's) are None, 3.0 is 3."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+    """A setting as the keys hash it: NaN, empty cells (a CSV's) and empty maps (no task
+    options) are None, 3.0 is 3."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value in ("", {}):
         return None
     if isinstance(value, float) and value.is_integer():
         return int(value)
