@@ -94,20 +94,6 @@ def tune(
     """
     if is_frame(task):
         task = str(frame_folder(task))
-    with quiet_transformers():  # its notes on a fresh head: the head is what trains here
-        return _tune(model, task, method, out, progress, track, track_dir, options)
-
-
-def _tune(
-    model: str,
-    task: str,
-    method: str,
-    out: str | Path | None,
-    progress: bool,
-    track: str | list[str] | None,
-    track_dir: str | Path | None,
-    options: dict[str, Any],
-) -> dict[str, Any]:
     trial = {k: v for k, v in options.items() if k in TUNE_SETTINGS}
     task_options = {k: v for k, v in options.items() if k in TASK_OPTIONS}
     method_options = {k: v for k, v in options.items() if k not in {*TUNE_SETTINGS, *TASK_OPTIONS}}
@@ -120,7 +106,8 @@ def _tune(
         **trial,
     }
     tracking = Tracking.of(track, track_dir)
-    return run_trial(config, progress=progress, out=out, track=tracking).to_dict()
+    with quiet_transformers():  # its notes on a fresh head: the head is what trains here
+        return run_trial(config, progress=progress, out=out, track=tracking).to_dict()
 
 
 @in_api_terms
@@ -131,16 +118,12 @@ def load(folder: str | Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     any is used; weights the checkpoint lacks take the values the run saved. Quiet: what
     transformers says of freshly drawn weights does not apply (the run's own are loaded).
     """
-    with quiet_transformers():
-        return _load(Path(folder))
-
-
-def _load(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     run = read_run(folder)
     trial = normalize(run.trial)
     # the run's own record of its task (labels, kind): its data need not be here any more
     spec = run.task or get_task(trial.task, **trial.task_options).spec
-    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+    # the caller's random state is left as it was
+    with torch.random.fork_rng(devices=[]), quiet_transformers():
         torch.manual_seed(trial.seed)  # a model without a checkpoint is drawn as the run drew it
         built = build_model(dataclasses.replace(trial, method=run.method), spec, run.options)
     model = built.loaded.model

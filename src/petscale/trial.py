@@ -241,8 +241,7 @@ def run_trial(
     torch.manual_seed(cfg.seed)
     built = build_model(cfg, spec, method_options(cfg))
     loaded, structure, delta = built.loaded, built.structure, built.delta
-    model = loaded.model
-    model.to(device)
+    model = loaded.model  # moved to the device by its evaluation (Evaluation.build)
     every_head_param = head_parameters(model, structure)
     head = every_head_param if cfg.head == "trainable" else {}
     params = [p for p in delta.parameters().values() if p.requires_grad] + list(head.values())
